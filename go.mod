@@ -1,0 +1,3 @@
+module github.com/valkey-iungo/valkey-iungo
+
+go 1.26.8
