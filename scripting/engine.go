@@ -1,0 +1,329 @@
+// Package scripting compiles trigger scripts written in Lua and runs them in
+// a sandbox that looks like Valkey's own scripting: KEYS and ARGV, the
+// server (alias redis) library and cjson, over base, string, table and math.
+//
+// Compile is safe for concurrent use, so scripts can be compiled off the
+// server's main thread. An Engine is not: the module runs every script on the
+// main thread, one at a time.
+package scripting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+)
+
+func init() {
+	// With the Lua 5.0 compatibility on, every vararg call builds an "arg"
+	// table; Valkey's Lua 5.1 has no such table either.
+	lua.CompatVarArg = false
+}
+
+// MaxSourceBytes is the largest script source Compile accepts.
+const MaxSourceBytes = 1 << 20
+
+// Script is a compiled script. It is immutable and may be shared.
+type Script struct {
+	Name   string
+	Source string
+	proto  *lua.FunctionProto
+}
+
+// Compile parses and compiles source. The error names the script and carries
+// the compiler's message with its line number.
+func Compile(name, source string) (*Script, error) {
+	if len(source) > MaxSourceBytes {
+		return nil, fmt.Errorf("script %q is %d bytes; the limit is %d", name, len(source), MaxSourceBytes)
+	}
+	chunk, err := parse.Parse(strings.NewReader(source), name)
+	if err != nil {
+		return nil, fmt.Errorf("script %q does not compile: %s", name, strings.TrimSpace(err.Error()))
+	}
+	proto, err := lua.Compile(chunk, name)
+	if err != nil {
+		return nil, fmt.Errorf("script %q does not compile: %s", name, strings.TrimSpace(err.Error()))
+	}
+	return &Script{Name: name, Source: source, proto: proto}, nil
+}
+
+// Input is what one run of a script sees: KEYS[1] = Key, ARGV[1] = Event,
+// ARGV[2] = DB as a decimal string.
+type Input struct {
+	Key   string
+	Event string
+	DB    int
+}
+
+// Host is the server as a running script reaches it.
+type Host interface {
+	// Call runs one command; errors come back as a ReplyError.
+	Call(args []string) Reply
+	// Log writes msg to the server log at level (LogDebug..LogWarning).
+	Log(level int, msg string)
+}
+
+// Log levels of server.log, numbered as in Valkey.
+const (
+	LogDebug = iota
+	LogVerbose
+	LogNotice
+	LogWarning
+)
+
+// Options bound every run of an Engine.
+type Options struct {
+	// Timeout stops a run that takes longer; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// MaxCallDepth bounds nested Lua calls (recursion); 0 means DefaultMaxCallDepth.
+	MaxCallDepth int
+	// Logf receives the engine's own problems (never a script's); may be nil.
+	Logf func(format string, args ...any)
+}
+
+// Defaults for Options.
+const (
+	DefaultTimeout      = 100 * time.Millisecond
+	DefaultMaxCallDepth = 200
+)
+
+// ErrTimeout means a run was stopped by the watchdog.
+var ErrTimeout = errors.New("script timed out")
+
+// RunError is a failed run: the message the script raised or returned as
+// {err=...}, or the reason the engine stopped it.
+type RunError struct {
+	Script  string
+	Message string
+	cause   error
+}
+
+func (e *RunError) Error() string { return "script " + strconv.Quote(e.Script) + ": " + e.Message }
+
+// Unwrap returns ErrTimeout for runs stopped by the watchdog.
+func (e *RunError) Unwrap() error { return e.cause }
+
+// Engine runs compiled scripts in one sandboxed Lua state.
+type Engine struct {
+	opts    Options
+	L       *lua.LState
+	sandbox *sandbox
+	host    Host // the host of the run in progress
+	running bool
+	args    []string // reused by server.call
+	wd      *watchdog
+}
+
+// NewEngine returns an Engine; Close stops its watchdog.
+func NewEngine(opts Options) *Engine {
+	e := &Engine{}
+	e.wd = newWatchdog(e.logf)
+	e.SetOptions(opts)
+	e.reset()
+	go e.wd.loop()
+	return e
+}
+
+// SetOptions changes the limits for the next runs.
+func (e *Engine) SetOptions(opts Options) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxCallDepth <= 0 {
+		opts.MaxCallDepth = DefaultMaxCallDepth
+	}
+	depthChanged := e.opts.MaxCallDepth != opts.MaxCallDepth
+	e.opts = opts
+	e.wd.setTimeout(opts.Timeout)
+	if depthChanged && e.L != nil {
+		e.reset()
+	}
+}
+
+// Close stops the watchdog. The Engine must not be used afterwards.
+func (e *Engine) Close() {
+	e.wd.stop()
+	if e.L != nil {
+		e.L.Close()
+	}
+}
+
+func (e *Engine) logf(format string, args ...any) {
+	if e.opts.Logf != nil {
+		e.opts.Logf(format, args...)
+	}
+}
+
+// reset builds a fresh Lua state; used at start and after an engine panic.
+func (e *Engine) reset() {
+	if e.L != nil {
+		e.L.Close()
+	}
+	e.L = lua.NewState(lua.Options{
+		SkipOpenLibs:  true,
+		CallStackSize: e.opts.MaxCallDepth,
+	})
+	e.sandbox = newSandbox(e.L, e)
+}
+
+// Run runs s once for in, reaching the server through h. It returns nil or
+// a *RunError; it never panics.
+func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
+	if e.running {
+		// Scripts only run from post-notification jobs, which never nest.
+		return &RunError{Script: s.Name, Message: "a script cannot run while another one runs"}
+	}
+	e.running, e.host = true, h
+	L := e.L
+	defer func() {
+		if r := recover(); r != nil {
+			e.wd.end()
+			e.logf("scripting: panic while running %q: %v", s.Name, r)
+			e.reset()
+			err = &RunError{Script: s.Name, Message: fmt.Sprintf("internal error: %v", r)}
+		}
+		e.running, e.host = false, nil
+	}()
+
+	env := e.sandbox.newEnv(in)
+	fn := L.NewFunctionFromProto(s.proto)
+	fn.Env = env
+	e.wd.begin(L)
+	callErr := L.CallByParam(lua.P{Fn: fn, NRet: 1, Protect: true})
+	timedOut := e.wd.end()
+	var ret lua.LValue = lua.LNil
+	if callErr == nil {
+		ret = L.Get(-1)
+	}
+	L.SetTop(0)
+	switch {
+	case timedOut:
+		return &RunError{Script: s.Name, Message: fmt.Sprintf("timed out after %v", e.opts.Timeout), cause: ErrTimeout}
+	case callErr != nil:
+		return &RunError{Script: s.Name, Message: errorMessage(callErr)}
+	}
+	if t, ok := ret.(*lua.LTable); ok {
+		if msg, ok := t.RawGetString("err").(lua.LString); ok {
+			return &RunError{Script: s.Name, Message: string(msg)}
+		}
+	}
+	return nil
+}
+
+// errorMessage extracts what the script raised, without the traceback.
+func errorMessage(err error) string {
+	var api *lua.ApiError
+	if !errors.As(err, &api) {
+		return err.Error()
+	}
+	if t, ok := api.Object.(*lua.LTable); ok {
+		if msg, ok := t.RawGetString("err").(lua.LString); ok {
+			return string(msg)
+		}
+	}
+	if api.Object != nil && api.Object != lua.LNil {
+		return api.Object.String()
+	}
+	return api.Error()
+}
+
+// watchdog cancels the Lua state's context when a run outlives the timeout.
+// A run costs two uncontended lock/unlock pairs, not a context or timer.
+type watchdog struct {
+	mu      sync.Mutex
+	timeout time.Duration
+	running bool
+	started time.Time
+	ctx     context.Context
+	cancel  context.CancelFunc
+	fired   bool
+	done    chan struct{}
+	logf    func(string, ...any)
+}
+
+func newWatchdog(logf func(string, ...any)) *watchdog {
+	return &watchdog{done: make(chan struct{}), logf: logf}
+}
+
+func (w *watchdog) setTimeout(d time.Duration) {
+	w.mu.Lock()
+	w.timeout = d
+	w.mu.Unlock()
+}
+
+// begin arms the watchdog, giving L a fresh context if the last one fired.
+func (w *watchdog) begin(L *lua.LState) {
+	w.mu.Lock()
+	if w.ctx == nil || w.fired {
+		if w.cancel != nil {
+			w.cancel()
+		}
+		w.ctx, w.cancel = context.WithCancel(context.Background())
+		w.fired = false
+		L.SetContext(w.ctx)
+	}
+	w.running = true
+	w.started = time.Now()
+	w.mu.Unlock()
+}
+
+// end disarms the watchdog and reports whether it stopped the run.
+func (w *watchdog) end() bool {
+	w.mu.Lock()
+	w.running = false
+	fired := w.fired
+	w.mu.Unlock()
+	return fired
+}
+
+func (w *watchdog) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running && !w.fired && time.Since(w.started) >= w.timeout {
+		w.fired = true
+		w.cancel()
+	}
+}
+
+// tick is how often the watchdog looks: a stopped run ends within 1.125
+// timeouts.
+func (w *watchdog) tick() time.Duration {
+	w.mu.Lock()
+	d := w.timeout / 8
+	w.mu.Unlock()
+	return min(max(d, time.Millisecond), 50*time.Millisecond)
+}
+
+func (w *watchdog) loop() {
+	defer func() {
+		if r := recover(); r != nil {
+			w.logf("scripting: watchdog panic: %v; restarting it", r)
+			go w.loop()
+		}
+	}()
+	t := time.NewTimer(w.tick())
+	defer t.Stop()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-t.C:
+			w.check()
+			t.Reset(w.tick())
+		}
+	}
+}
+
+func (w *watchdog) stop() {
+	select {
+	case <-w.done:
+	default:
+		close(w.done)
+	}
+}

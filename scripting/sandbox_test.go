@@ -1,0 +1,91 @@
+package scripting
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Ensure every escape attempt fails inside the script, and that nothing an
+// attempt changed is visible to the next run of any script.
+func TestSandboxEscapes(t *testing.T) {
+	attempts := []struct{ name, src string }{
+		{"io library", `io.open('/etc/passwd')`},
+		{"os library", `os.execute('true')`},
+		{"os.exit", `os.exit(1)`},
+		{"require", `require('os')`},
+		{"module", `module('x')`},
+		{"load", `load('return 1')`},
+		{"loadstring", `loadstring('return 1')()`},
+		{"dofile", `dofile('/etc/passwd')`},
+		{"loadfile", `loadfile('/etc/passwd')`},
+		{"debug library", `debug.getregistry()`},
+		{"string.dump", `string.dump(function() end)`},
+		{"getfenv", `getfenv(0).x = 1`},
+		{"setfenv", `setfenv(1, {})`},
+		{"collectgarbage", `collectgarbage('stop')`},
+		{"print", `print('x')`},
+		{"newproxy", `newproxy(true)`},
+		{"coroutine", `coroutine.wrap(function() end)()`},
+		{"channel", `channel.make()`},
+		{"package.loaded", `package.loaded.os.exit()`},
+		{"change a library function", `string.rep = nil`},
+		{"change a library via rawset", `rawset(string, 'rep', nil)`},
+		{"string metatable", `getmetatable('').__index.rep = nil`},
+		{"string metatable index", `local s = ''; s.__index.upper = nil`},
+		{"replace string metatable", `setmetatable('', {})`},
+		{"server library", `server.call = nil`},
+		{"redis alias", `rawset(redis, 'call', function() end)`},
+		{"cjson library", `cjson.encode = nil`},
+		{"cjson.null metatable", `setmetatable(cjson.null, {})`},
+		{"globals metatable", `setmetatable(_G, {__index = function() return 1 end})`},
+		{"globals metatable read", `getmetatable(_G).__index.string = nil`},
+		{"math library", `math.floor = nil`},
+		{"table library", `table.insert = nil`},
+	}
+	e := newTestEngine(t, Options{})
+	h := &fakeHost{}
+	for _, a := range attempts {
+		t.Run(a.name, func(t *testing.T) {
+			err := run(t, e, h, a.src)
+			require.Error(t, err, "escape %q must fail", a.src)
+			// Every library and metatable is still intact for the next run.
+			require.NoError(t, run(t, e, h, `
+				assert(type(string.rep) == 'function' and ('x'):rep(2) == 'xx')
+				assert(type(('x').upper) == 'function')
+				assert(type(math.floor) == 'function' and type(table.insert) == 'function')
+				assert(type(server.call) == 'function' and type(redis.call) == 'function')
+				assert(type(cjson.encode) == 'function' and getmetatable(cjson.null) == false)
+				assert(getmetatable('') == false and getmetatable(_G) == false)
+				assert(x == nil)`), "after %q", a.src)
+		})
+	}
+	require.Empty(t, h.calls, "no escape attempt may reach the server")
+}
+
+// Ensure globals belong to one run of one script.
+func TestGlobalsPerRun(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	h := &fakeHost{}
+	require.NoError(t, run(t, e, h, `counter = (counter or 0) + 1 assert(counter == 1) function helper() return 2 end`))
+	require.NoError(t, run(t, e, h, `assert(counter == nil and helper == nil)`))
+	require.NoError(t, run(t, e, h, `_G.x = 1 rawset(_G, 'y', 2) assert(x == 1 and y == 2)`))
+	require.NoError(t, run(t, e, h, `assert(x == nil and y == nil)`))
+	require.NoError(t, run(t, e, h, `KEYS[2] = 'more' ARGV = nil`))
+	require.NoError(t, run(t, e, h, `assert(#KEYS == 1 and #ARGV == 2)`))
+}
+
+// Ensure the library list is exactly what the README promises.
+func TestLibraries(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	require.NoError(t, run(t, e, &fakeHost{}, `
+		for _, name in ipairs({'io','os','debug','coroutine','package','channel','require','load','loadstring',
+			'dofile','loadfile','print','collectgarbage','getfenv','setfenv','newproxy','module','_printregs'}) do
+			assert(_G[name] == nil, name .. ' must not be reachable')
+		end
+		for _, name in ipairs({'assert','error','getmetatable','ipairs','next','pairs','pcall','rawequal','rawget',
+			'rawset','select','setmetatable','tonumber','tostring','type','unpack','xpcall','string','table','math',
+			'server','redis','cjson','KEYS','ARGV','_G','_VERSION'}) do
+			assert(_G[name] ~= nil, name .. ' must be reachable')
+		end`))
+}

@@ -1,0 +1,274 @@
+package scripting
+
+import (
+	"math"
+	"strconv"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// ReplyKind is the RESP2 type of a server reply.
+type ReplyKind uint8
+
+// Reply kinds.
+const (
+	ReplyNull ReplyKind = iota
+	ReplyString
+	ReplyStatus
+	ReplyError
+	ReplyInteger
+	ReplyArray
+)
+
+// Reply is a server reply as RESP2 shapes it.
+type Reply struct {
+	Kind  ReplyKind
+	Str   string // String, Status and Error text
+	Int   int64
+	Elems []Reply
+}
+
+// ErrorReply returns an error reply with msg.
+func ErrorReply(msg string) Reply { return Reply{Kind: ReplyError, Str: msg} }
+
+// denied commands are refused before they reach the server. Commands the
+// server flags noscript (CONFIG, SHUTDOWN, MODULE, EVAL, FCALL, SCRIPT,
+// MULTI, ...) are refused by the server itself, since calls run in script mode.
+var denied = map[string]string{
+	"iungo":    "trigger scripts cannot manage triggers",
+	"flushall": "trigger scripts cannot flush the whole server",
+	"flushdb":  "trigger scripts cannot flush a database",
+	"swapdb":   "trigger scripts cannot swap databases",
+	"select":   "trigger scripts run in the event's database; SELECT has no effect there",
+	"debug":    "trigger scripts cannot call DEBUG",
+}
+
+// checkDenied returns why cmd is refused, or "".
+func checkDenied(cmd string) string {
+	var buf [16]byte
+	if len(cmd) > len(buf) {
+		return ""
+	}
+	for i := 0; i < len(cmd); i++ {
+		c := cmd[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return denied[string(buf[:len(cmd)])]
+}
+
+func newServerLib(L *lua.LState, e *Engine) *lua.LTable {
+	t := L.NewTable()
+	L.SetFuncs(t, map[string]lua.LGFunction{
+		"call":         func(L *lua.LState) int { return e.serverCall(L, true) },
+		"pcall":        func(L *lua.LState) int { return e.serverCall(L, false) },
+		"error_reply":  errorReplyFn,
+		"status_reply": statusReplyFn,
+		"log":          e.serverLog,
+	})
+	t.RawSetString("LOG_DEBUG", lua.LNumber(LogDebug))
+	t.RawSetString("LOG_VERBOSE", lua.LNumber(LogVerbose))
+	t.RawSetString("LOG_NOTICE", lua.LNumber(LogNotice))
+	t.RawSetString("LOG_WARNING", lua.LNumber(LogWarning))
+	return t
+}
+
+// serverCall is server.call (raise on error) and server.pcall (return the
+// error table).
+func (e *Engine) serverCall(L *lua.LState, raise bool) int {
+	fail := func(msg string) int {
+		t := errorTable(L, msg)
+		if raise {
+			L.Error(t, 1)
+		}
+		L.Push(t)
+		return 1
+	}
+	n := L.GetTop()
+	if n == 0 {
+		return fail("ERR Please specify at least one argument for this call")
+	}
+	args := e.args[:0]
+	for i := 1; i <= n; i++ {
+		switch v := L.Get(i).(type) {
+		case lua.LString:
+			args = append(args, string(v))
+		case lua.LNumber:
+			args = append(args, formatArg(float64(v)))
+		default:
+			return fail("ERR Command arguments must be strings or integers")
+		}
+	}
+	e.args = args[:0]
+	if why := checkDenied(args[0]); why != "" {
+		return fail("ERR command '" + strings.ToLower(args[0]) + "' is not allowed: " + why)
+	}
+	if e.host == nil {
+		return fail("ERR server.call is only available while a trigger runs")
+	}
+	r := e.host.Call(args)
+	clear(args)
+	if r.Kind == ReplyError && raise {
+		L.Error(errorTable(L, r.Str), 1)
+	}
+	L.Push(toLua(L, r))
+	return 1
+}
+
+// formatArg turns a Lua number into a command argument as Valkey does:
+// integers as integers, others in the shortest form that reads back the same.
+func formatArg(f float64) string {
+	const limit = math.MaxInt64 / 2
+	if f >= -limit && f <= limit && f == math.Trunc(f) {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return formatShortest(f)
+}
+
+// formatShortest lays the shortest digits of f out like Valkey's fpconv_dtoa.
+func formatShortest(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		if math.Signbit(f) {
+			return "-nan"
+		}
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	sign := ""
+	if math.Signbit(f) {
+		sign, f = "-", -f
+	}
+	e := strconv.FormatFloat(f, 'e', -1, 64) // d.ddde±XX
+	mant, expStr, _ := strings.Cut(e, "e")
+	digits := strings.Replace(mant, ".", "", 1)
+	x, _ := strconv.Atoi(expStr)
+	nd := len(digits)
+	k := x - nd + 1 // decimal exponent of the last digit
+	exp := x
+	if exp < 0 {
+		exp = -exp
+	}
+	var b strings.Builder
+	b.WriteString(sign)
+	switch {
+	case k >= 0 && exp < nd+7:
+		b.WriteString(digits)
+		b.WriteString(strings.Repeat("0", k))
+	case k < 0 && (k > -7 || exp < 4):
+		if off := nd + k; off <= 0 {
+			b.WriteString("0.")
+			b.WriteString(strings.Repeat("0", -off))
+			b.WriteString(digits)
+		} else {
+			b.WriteString(digits[:off])
+			b.WriteByte('.')
+			b.WriteString(digits[off:])
+		}
+	default:
+		b.WriteByte(digits[0])
+		if nd > 1 {
+			b.WriteByte('.')
+			b.WriteString(digits[1:])
+		}
+		b.WriteByte('e')
+		if x < 0 {
+			b.WriteByte('-')
+		} else {
+			b.WriteByte('+')
+		}
+		b.WriteString(strconv.Itoa(exp))
+	}
+	return b.String()
+}
+
+// toLua converts a reply as Valkey's scripting does for RESP2: integer ->
+// number, bulk -> string, nil -> false, array -> table, status -> {ok=..},
+// error -> {err=..}.
+func toLua(L *lua.LState, r Reply) lua.LValue {
+	switch r.Kind {
+	case ReplyString:
+		return lua.LString(r.Str)
+	case ReplyInteger:
+		return lua.LNumber(r.Int)
+	case ReplyStatus:
+		t := L.CreateTable(0, 1)
+		t.RawSetString("ok", lua.LString(r.Str))
+		return t
+	case ReplyError:
+		return errorTable(L, r.Str)
+	case ReplyArray:
+		t := L.CreateTable(len(r.Elems), 0)
+		for i, el := range r.Elems {
+			t.RawSetInt(i+1, toLua(L, el))
+		}
+		return t
+	}
+	return lua.LFalse
+}
+
+func errorTable(L *lua.LState, msg string) *lua.LTable {
+	t := L.CreateTable(0, 1)
+	t.RawSetString("err", lua.LString(msg))
+	return t
+}
+
+// errorReplyFn is server.error_reply: like Valkey, a message whose first word
+// is not an error code gets "ERR".
+func errorReplyFn(L *lua.LState) int {
+	if L.GetTop() != 1 || L.Get(1).Type() != lua.LTString {
+		L.Push(errorTable(L, "ERR wrong number or type of arguments"))
+		return 1
+	}
+	msg := strings.TrimPrefix(L.ToString(1), "-")
+	if !strings.Contains(msg, " ") {
+		msg = "ERR " + msg
+	}
+	L.Push(errorTable(L, strings.TrimRight(msg, "\r\n")))
+	return 1
+}
+
+func statusReplyFn(L *lua.LState) int {
+	if L.GetTop() != 1 || L.Get(1).Type() != lua.LTString {
+		L.Push(errorTable(L, "ERR wrong number or type of arguments"))
+		return 1
+	}
+	t := L.CreateTable(0, 1)
+	t.RawSetString("ok", L.Get(1))
+	L.Push(t)
+	return 1
+}
+
+// serverLog is server.log(level, message, ...): the parts joined by spaces.
+func (e *Engine) serverLog(L *lua.LState) int {
+	n := L.GetTop()
+	if n < 2 {
+		L.Error(errorTable(L, "ERR server.log() requires two arguments or more."), 1)
+	}
+	lv, ok := L.Get(1).(lua.LNumber)
+	if !ok {
+		L.Error(errorTable(L, "ERR First argument must be a number (log level)."), 1)
+	}
+	level := int(lv)
+	if level < LogDebug || level > LogWarning {
+		L.Error(errorTable(L, "ERR Invalid log level."), 1)
+	}
+	parts := make([]string, 0, n-1)
+	for i := 2; i <= n; i++ {
+		if s, ok := L.Get(i).(lua.LString); ok {
+			parts = append(parts, string(s))
+		} else if num, ok := L.Get(i).(lua.LNumber); ok {
+			parts = append(parts, num.String())
+		}
+	}
+	if e.host != nil {
+		e.host.Log(level, strings.Join(parts, " "))
+	}
+	return 0
+}
