@@ -44,13 +44,29 @@ func Compile(name, source string) (*Script, error) {
 	}
 	chunk, err := parse.Parse(strings.NewReader(source), name)
 	if err != nil {
-		return nil, fmt.Errorf("script %q does not compile: %s", name, strings.TrimSpace(err.Error()))
+		return nil, fmt.Errorf("script %q does not compile: %s", name, compileMessage(err, source))
 	}
 	proto, err := lua.Compile(chunk, name)
 	if err != nil {
-		return nil, fmt.Errorf("script %q does not compile: %s", name, strings.TrimSpace(err.Error()))
+		return nil, fmt.Errorf("script %q does not compile: %s", name, compileMessage(err, source))
 	}
 	return &Script{Name: name, Source: source, proto: proto}, nil
+}
+
+// compileMessage always names a line: the parser reports errors at the end
+// of the source without one.
+func compileMessage(err error, source string) string {
+	var pe *parse.Error
+	var ce *lua.CompileError
+	switch {
+	case errors.As(err, &pe) && pe.Pos.Line == parse.EOF:
+		return fmt.Sprintf("line %d (end of script): %s", strings.Count(source, "\n")+1, pe.Message)
+	case errors.As(err, &pe):
+		return fmt.Sprintf("line %d (column %d) near '%s': %s", pe.Pos.Line, pe.Pos.Column, pe.Token, pe.Message)
+	case errors.As(err, &ce):
+		return fmt.Sprintf("line %d: %s", ce.Line, ce.Message)
+	}
+	return strings.TrimSpace(err.Error())
 }
 
 // Input is what one run of a script sees: KEYS[1] = Key, ARGV[1] = Event,

@@ -54,7 +54,10 @@ func TestCompileError(t *testing.T) {
 	_, err := Compile("points", "local x = 1\nlocal y = = 2\n")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `script "points" does not compile`)
-	assert.Contains(t, err.Error(), "line:2")
+	assert.Contains(t, err.Error(), "line 2 (column 11) near '=': syntax error")
+
+	_, err = Compile("points", "local x = 1\nif x then\n")
+	require.ErrorContains(t, err, "line 3 (end of script)")
 }
 
 // Ensure oversized sources are refused before parsing.

@@ -1,0 +1,332 @@
+package module
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// command is one IUNGO subcommand: Name is one or two words after IUNGO.
+type command struct {
+	name  string
+	usage string // arguments after the name
+	arity int    // exact argument count; -n means at least n
+	write bool   // changes the configuration: primary only, replicated
+	help  string
+	run   func(m *Module, w ReplyWriter, args []string) error
+}
+
+// commands is the whole IUNGO command set; HELP and the README list it in
+// this order. It is filled in init because HELP reads it.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"script set", "<name> <lua-source>", 2, true, "Compile a script and install it under <name>, replacing the old version at once.", cmdScriptSet},
+		{"script unset", "<name>", 1, true, "Remove a script that no trigger uses.", cmdScriptUnset},
+		{"script get", "<name>", 1, false, "Return the source of a script.", cmdScriptGet},
+		{"script list", "", 0, false, "List the scripts with their size and the number of triggers using them.", cmdScriptList},
+		{"trigger set", "<key-pattern> <events> <script>", 3, true, "Create the trigger (pattern, events), or point it at another script. <events> is a comma-separated list such as set,hset, or *.", cmdTriggerSet},
+		{"trigger unset", "<key-pattern> <events>", 2, true, "Remove a trigger.", cmdTriggerUnset},
+		{"trigger enable", "<key-pattern> <events>", 2, true, "Enable a trigger.", cmdTriggerEnable},
+		{"trigger disable", "<key-pattern> <events>", 2, true, "Disable a trigger; it keeps its counters.", cmdTriggerDisable},
+		{"trigger list", "", 0, false, "List the triggers in registration order with their counters and last error.", cmdTriggerList},
+		{"event set", "<class> [<class> ...]", -1, true, "Enable event classes: names (generic, string, list, set, hash, zset, stream, expired, evicted, keymiss, new, module, all) or letters (g$lshztxemndA), comma- or space-separated.", cmdEventSet},
+		{"event unset", "<class> [<class> ...]", -1, true, "Disable event classes; their events fire nothing.", cmdEventUnset},
+		{"event list", "", 0, false, "List the enabled event classes.", cmdEventList},
+		{"pause", "", 0, true, "Stop running every trigger.", cmdPause},
+		{"resume", "", 0, true, "Run triggers again after PAUSE.", cmdResume},
+		{"info", "", 0, false, "Show the configuration version, counts and counters.", cmdInfo},
+		{"help", "", 0, false, "Show this help.", cmdHelp},
+	}
+}
+
+// Nouns returns the first words of the subcommands, for the server's
+// subcommand table.
+func Nouns() []string {
+	var out []string
+	for _, c := range commands {
+		noun, _, _ := strings.Cut(c.name, " ")
+		if len(out) == 0 || out[len(out)-1] != noun {
+			out = append(out, noun)
+		}
+	}
+	return out
+}
+
+// Command runs one IUNGO command; argv[0] is "IUNGO". It always writes
+// exactly one reply, an error reply for any refusal, and changes nothing
+// when it refuses.
+func (m *Module) Command(ctx Ctx, argv []string) {
+	c, args, err := lookup(argv)
+	if err == nil && c.write {
+		err = checkWritable(ctx)
+	}
+	if err == nil {
+		err = c.run(m, ctx, args)
+	}
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{Code: "ERR", Message: err.Error()}
+		}
+		ctx.ReplyError(e.Error())
+		return
+	}
+	if c.write {
+		ctx.Replicate()
+	}
+}
+
+// lookup finds the subcommand of argv and checks its arity.
+func lookup(argv []string) (*command, []string, error) {
+	if len(argv) < 2 {
+		return nil, nil, errorf("wrong number of arguments for 'iungo' command; try IUNGO HELP")
+	}
+	noun := strings.ToLower(argv[1])
+	var verbs []string
+	for i := range commands {
+		c := &commands[i]
+		if c.name == noun {
+			return c, argv[2:], checkArity(c, argv[2:])
+		}
+		if n, verb, ok := strings.Cut(c.name, " "); ok && n == noun {
+			if len(argv) > 2 && strings.EqualFold(argv[2], verb) {
+				return c, argv[3:], checkArity(c, argv[3:])
+			}
+			verbs = append(verbs, strings.ToUpper(verb))
+		}
+	}
+	if len(verbs) == 0 {
+		return nil, nil, errorf("unknown subcommand %q; try IUNGO HELP", truncate(argv[1]))
+	}
+	if len(argv) == 2 {
+		return nil, nil, errorf("IUNGO %s needs one of %s; try IUNGO HELP", strings.ToUpper(noun), strings.Join(verbs, ", "))
+	}
+	return nil, nil, errorf("unknown subcommand %q for IUNGO %s; use one of %s", truncate(argv[2]), strings.ToUpper(noun), strings.Join(verbs, ", "))
+}
+
+func checkArity(c *command, args []string) error {
+	if c.arity >= 0 && len(args) == c.arity || c.arity < 0 && len(args) >= -c.arity {
+		return nil
+	}
+	return errorf("wrong number of arguments for IUNGO %s; usage: IUNGO %s", strings.ToUpper(c.name), c.synopsis())
+}
+
+func (c *command) synopsis() string {
+	return strings.TrimSpace(strings.ToUpper(c.name) + " " + c.usage)
+}
+
+// checkWritable refuses changes on a replica, unless they come from its
+// primary or from the AOF: the configuration follows the primary.
+func checkWritable(ctx Ctx) error {
+	f := ctx.Flags()
+	if f&FlagReplica != 0 && f&(FlagReplicated|FlagLoading) == 0 {
+		return &Error{Code: "READONLY", Message: "this server is a replica; change triggers on its primary, which replicates them here"}
+	}
+	return nil
+}
+
+// truncate keeps error replies short when a client sends a huge argument.
+func truncate(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
+
+func ok(w ReplyWriter) error {
+	w.ReplyStatus("OK")
+	return nil
+}
+
+func cmdScriptSet(m *Module, w ReplyWriter, args []string) error {
+	if err := m.SetScript(args[0], args[1]); err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func cmdScriptUnset(m *Module, w ReplyWriter, args []string) error {
+	if err := m.UnsetScript(args[0]); err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func cmdScriptGet(m *Module, w ReplyWriter, args []string) error {
+	src, err := m.Script(args[0])
+	if err != nil {
+		return err
+	}
+	w.ReplyString(src)
+	return nil
+}
+
+func cmdScriptList(m *Module, w ReplyWriter, _ []string) error {
+	users := map[string]int{}
+	for _, t := range m.triggers {
+		users[t.Script]++
+	}
+	names := m.ScriptNames()
+	w.ReplyArray(len(names))
+	for _, name := range names {
+		w.ReplyMap(3)
+		w.ReplyString("name")
+		w.ReplyString(name)
+		w.ReplyString("bytes")
+		w.ReplyInt(int64(len(m.scripts[name].Source)))
+		w.ReplyString("triggers")
+		w.ReplyInt(int64(users[name]))
+	}
+	return nil
+}
+
+func cmdTriggerSet(m *Module, w ReplyWriter, args []string) error {
+	if _, err := m.SetTrigger(args[0], args[1], args[2]); err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func cmdTriggerUnset(m *Module, w ReplyWriter, args []string) error {
+	if err := m.UnsetTrigger(args[0], args[1]); err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func cmdTriggerEnable(m *Module, w ReplyWriter, args []string) error {
+	if err := m.EnableTrigger(args[0], args[1], true); err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func cmdTriggerDisable(m *Module, w ReplyWriter, args []string) error {
+	if err := m.EnableTrigger(args[0], args[1], false); err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func cmdTriggerList(m *Module, w ReplyWriter, _ []string) error {
+	ts := m.sortedTriggers()
+	w.ReplyArray(len(ts))
+	for _, t := range ts {
+		w.ReplyMap(7)
+		w.ReplyString("pattern")
+		w.ReplyString(t.Pattern)
+		w.ReplyString("events")
+		w.ReplyString(FormatEvents(t.Events))
+		w.ReplyString("script")
+		w.ReplyString(t.Script)
+		w.ReplyString("enabled")
+		w.ReplyInt(boolInt(t.Enabled))
+		w.ReplyString("runs")
+		w.ReplyInt(int64(t.Runs))
+		w.ReplyString("errors")
+		w.ReplyInt(int64(t.Errors))
+		w.ReplyString("last_error")
+		w.ReplyString(t.LastError)
+	}
+	return nil
+}
+
+func cmdEventSet(m *Module, w ReplyWriter, args []string) error {
+	mask, err := ParseClasses(args)
+	if err != nil {
+		return err
+	}
+	m.SetClasses(mask, true)
+	return ok(w)
+}
+
+func cmdEventUnset(m *Module, w ReplyWriter, args []string) error {
+	mask, err := ParseClasses(args)
+	if err != nil {
+		return err
+	}
+	m.SetClasses(mask, false)
+	return ok(w)
+}
+
+func cmdEventList(m *Module, w ReplyWriter, _ []string) error {
+	names := ClassNames(m.classes)
+	w.ReplyArray(len(names))
+	for _, n := range names {
+		w.ReplyString(n)
+	}
+	return nil
+}
+
+func cmdPause(m *Module, w ReplyWriter, _ []string) error {
+	m.SetPaused(true)
+	return ok(w)
+}
+
+func cmdResume(m *Module, w ReplyWriter, _ []string) error {
+	m.SetPaused(false)
+	return ok(w)
+}
+
+func cmdInfo(m *Module, w ReplyWriter, _ []string) error {
+	fields := m.Info()
+	w.ReplyMap(len(fields))
+	for _, f := range fields {
+		w.ReplyString(f.Name)
+		switch v := f.Value.(type) {
+		case int64:
+			w.ReplyInt(v)
+		default:
+			w.ReplyString(fmt.Sprint(v))
+		}
+	}
+	return nil
+}
+
+func cmdHelp(_ *Module, w ReplyWriter, _ []string) error {
+	w.ReplyArray(2*len(commands) + 1)
+	w.ReplyStatus("IUNGO <subcommand> [<arg> ...]. Subcommands are:")
+	for _, c := range commands {
+		w.ReplyStatus(c.synopsis())
+		w.ReplyStatus("    " + c.help)
+	}
+	return nil
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// InfoField is one line of IUNGO INFO and of the iungo section of INFO.
+type InfoField struct {
+	Name  string
+	Value any // int64 or string
+}
+
+// Info returns the module's state and counters.
+func (m *Module) Info() []InfoField {
+	enabled := 0
+	for _, t := range m.triggers {
+		if t.Enabled {
+			enabled++
+		}
+	}
+	return []InfoField{
+		{"version", int64(m.version)},
+		{"scripts", int64(len(m.scripts))},
+		{"triggers", int64(len(m.triggers))},
+		{"triggers_enabled", int64(enabled)},
+		{"paused", boolInt(m.paused)},
+		{"event_classes", strings.Join(ClassNames(m.classes), ",")},
+		{"runs", int64(m.stats.Runs)},
+		{"errors", int64(m.stats.Errors)},
+		{"depth_skips", int64(m.stats.DepthSkips)},
+		{"pending_jobs", int64(m.jobs.len())},
+	}
+}

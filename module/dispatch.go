@@ -1,0 +1,179 @@
+package module
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valkey-iungo/valkey-iungo/scripting"
+)
+
+// job is one event waiting for its post-notification job.
+type job struct {
+	id       uint64
+	depth    int
+	event    string
+	key      string
+	triggers []*Trigger // in registration order
+}
+
+// jobQueue holds the jobs the server has accepted, in the order it runs
+// them: the server runs post-notification jobs first in, first out.
+type jobQueue struct {
+	items []job
+	head  int
+}
+
+func (q *jobQueue) push(j job) { q.items = append(q.items, j) }
+
+func (q *jobQueue) len() int { return len(q.items) - q.head }
+
+// pop returns the job with id; jobs queued before it (which the server would
+// never have skipped) are dropped.
+func (q *jobQueue) pop(id uint64) (job, bool) {
+	for q.head < len(q.items) {
+		j := q.items[q.head]
+		q.items[q.head] = job{}
+		q.head++
+		if q.head == len(q.items) {
+			q.items, q.head = q.items[:0], 0
+		}
+		if j.id == id {
+			return j, true
+		}
+	}
+	return job{}, false
+}
+
+// OnEvent is called from the keyspace notification callback for every event
+// whose class the C shim let through. It decides whether any trigger matches
+// and only then asks the server for a post-notification job: a job per event
+// would halve the server's throughput. event and key may point into the
+// server's memory; they are copied before being kept.
+func (m *Module) OnEvent(ctx Ctx, event, key string) {
+	if m.listenAll == 0 && m.listen[event] == 0 {
+		return
+	}
+	matched := m.route(event, key)
+	if len(matched) == 0 {
+		return
+	}
+	// Triggers run on the primary only, and not for what it replays: a
+	// writable replica or an AOF load would otherwise run them twice.
+	if ctx.Flags()&(FlagReplica|FlagLoading|FlagReplicated) != 0 {
+		return
+	}
+	depth := m.depth + 1
+	if depth > m.opts.MaxDepth {
+		m.stats.DepthSkips++
+		for _, t := range matched {
+			m.recordError(t, "event "+event+" on key "+quoteKey(key)+" not fired: deeper than iungo.max-depth")
+		}
+		return
+	}
+	m.nextJob++
+	if !ctx.AddJob(m.nextJob) {
+		return
+	}
+	m.jobs.push(job{
+		id:       m.nextJob,
+		depth:    depth,
+		event:    strings.Clone(event),
+		key:      strings.Clone(key),
+		triggers: append([]*Trigger(nil), matched...),
+	})
+}
+
+// route returns the enabled triggers for (event, key) in registration order,
+// in a buffer reused by the next call.
+func (m *Module) route(event, key string) []*Trigger {
+	m.match = m.index.Lookup(key, m.match[:0])
+	n := 0
+	for _, t := range m.match {
+		if t.wants(event) {
+			m.match[n] = t
+			n++
+		}
+	}
+	m.match = m.match[:n]
+	// Few triggers match one key: insertion sort beats a generic sort.
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && m.match[j].seq < m.match[j-1].seq; j-- {
+			m.match[j], m.match[j-1] = m.match[j-1], m.match[j]
+		}
+	}
+	return m.match
+}
+
+// RunJob runs the triggers of one event; the server calls it through the
+// post-notification job OnEvent scheduled. A failing script never fails the
+// command that caused the event: its error is counted and logged.
+func (m *Module) RunJob(ctx Ctx, id uint64) {
+	j, ok := m.jobs.pop(id)
+	if !ok {
+		m.logf(LogWarning, "iungo: post-notification job %d has no event; skipped", id)
+		return
+	}
+	m.depth = j.depth
+	m.host.ctx = ctx
+	defer func() { m.depth, m.host.ctx = 0, nil }()
+	in := scripting.Input{Key: j.key, Event: j.event, DB: ctx.DB()}
+	for _, t := range j.triggers {
+		// The configuration may have changed since the event, e.g. inside
+		// the same MULTI.
+		if t.removed || !t.Enabled || m.paused {
+			continue
+		}
+		s := m.scripts[t.Script]
+		err := m.engine.Run(s, in, &m.host)
+		t.Runs++
+		m.stats.Runs++
+		if err != nil {
+			m.recordError(t, err.Error())
+		}
+	}
+}
+
+func (m *Module) recordError(t *Trigger, msg string) {
+	t.Errors++
+	t.LastError = msg
+	m.stats.Errors++
+	ok, suppressed := m.errLog.allow(time.Now())
+	if suppressed > 0 {
+		m.logf(LogWarning, "iungo: %d more trigger errors were not logged", suppressed)
+	}
+	if ok {
+		m.logf(LogWarning, "iungo: trigger %q %s: %s", t.Pattern, FormatEvents(t.Events), msg)
+	}
+}
+
+// PendingJobs is the number of events waiting for their job.
+func (m *Module) PendingJobs() int { return m.jobs.len() }
+
+// quoteKey shows a key in a log line: quoted, binary-safe, and cut short.
+func quoteKey(key string) string {
+	const max = 64
+	if len(key) > max {
+		return strconv.Quote(key[:max]) + "..."
+	}
+	return strconv.Quote(key)
+}
+
+// jobHost is the scripting.Host of the job running now.
+type jobHost struct {
+	m   *Module
+	ctx Ctx
+}
+
+func (h *jobHost) Call(args []string) scripting.Reply {
+	if h.ctx == nil {
+		return scripting.ErrorReply("ERR no server context")
+	}
+	return h.ctx.Call(args)
+}
+
+var scriptLogLevels = [...]LogLevel{LogDebug, LogVerbose, LogNotice, LogWarning}
+
+func (h *jobHost) Log(level int, msg string) {
+	h.m.log(scriptLogLevels[level], msg)
+}

@@ -1,0 +1,156 @@
+package module
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/valkey-iungo/valkey-iungo/scripting"
+)
+
+// fakeCtx plays the server: it queues accepted jobs first in, first out,
+// answers calls through onCall, and builds the reply as a tree.
+type fakeCtx struct {
+	m          *Module
+	flags      CtxFlags
+	db         int
+	rejectJobs bool
+	jobs       []uint64
+	calls      [][]string
+	onCall     func(args []string) scripting.Reply
+	replicated int
+
+	reply reply
+}
+
+// reply builds a command's reply: status "+OK", error "-ERR ...", int64,
+// string, []any for arrays and map[string]any for maps.
+type reply struct {
+	root  any
+	stack []*container
+}
+
+type container struct {
+	want  int
+	items []any
+	isMap bool
+}
+
+func (r *reply) add(v any) {
+	for {
+		if len(r.stack) == 0 {
+			r.root = v
+			return
+		}
+		top := r.stack[len(r.stack)-1]
+		top.items = append(top.items, v)
+		if len(top.items) < top.want {
+			return
+		}
+		r.stack = r.stack[:len(r.stack)-1]
+		v = top.value()
+	}
+}
+
+func (c *container) value() any {
+	if !c.isMap {
+		return append([]any{}, c.items...)
+	}
+	m := map[string]any{}
+	for i := 0; i+1 < len(c.items); i += 2 {
+		m[fmt.Sprint(c.items[i])] = c.items[i+1]
+	}
+	return m
+}
+
+func (r *reply) open(n int, isMap bool) {
+	c := &container{want: n, isMap: isMap}
+	if isMap {
+		c.want = 2 * n
+	}
+	if c.want == 0 {
+		r.add(c.value())
+		return
+	}
+	r.stack = append(r.stack, c)
+}
+
+func (c *fakeCtx) Flags() CtxFlags { return c.flags }
+func (c *fakeCtx) DB() int         { return c.db }
+func (c *fakeCtx) Replicate()      { c.replicated++ }
+
+func (c *fakeCtx) AddJob(id uint64) bool {
+	if c.rejectJobs {
+		return false
+	}
+	c.jobs = append(c.jobs, id)
+	return true
+}
+
+func (c *fakeCtx) Call(args []string) scripting.Reply {
+	c.calls = append(c.calls, append([]string(nil), args...))
+	if c.onCall != nil {
+		return c.onCall(args)
+	}
+	return scripting.Reply{Kind: scripting.ReplyStatus, Str: "OK"}
+}
+
+func (c *fakeCtx) ReplyError(msg string) { c.reply.add("-" + msg) }
+func (c *fakeCtx) ReplyStatus(s string)  { c.reply.add("+" + s) }
+func (c *fakeCtx) ReplyInt(n int64)      { c.reply.add(n) }
+func (c *fakeCtx) ReplyString(s string)  { c.reply.add(s) }
+func (c *fakeCtx) ReplyArray(n int)      { c.reply.open(n, false) }
+func (c *fakeCtx) ReplyMap(n int)        { c.reply.open(n, true) }
+
+// drain runs queued jobs the way the server does after each command.
+func (c *fakeCtx) drain() {
+	for len(c.jobs) > 0 {
+		id := c.jobs[0]
+		c.jobs = c.jobs[1:]
+		c.m.RunJob(c, id)
+	}
+}
+
+// do runs an IUNGO command given as words and returns its reply.
+func (c *fakeCtx) do(words ...string) any {
+	c.reply = reply{}
+	c.m.Command(c, append([]string{"IUNGO"}, words...))
+	if len(c.reply.stack) != 0 {
+		panic(fmt.Sprintf("incomplete reply to %q", words))
+	}
+	return c.reply.root
+}
+
+// event raises a keyspace event as the server would, then runs the jobs.
+func (c *fakeCtx) event(event, key string) {
+	c.m.OnEvent(c, event, key)
+	c.drain()
+}
+
+type testModule struct {
+	*Module
+	ctx     *fakeCtx
+	logs    []string
+	filters []Class
+}
+
+func newTestModule(t *testing.T) *testModule {
+	t.Helper()
+	tm := &testModule{}
+	tm.Module = New(func(level LogLevel, msg string) {
+		tm.logs = append(tm.logs, string(level)+": "+msg)
+	}, func(c Class) { tm.filters = append(tm.filters, c) })
+	t.Cleanup(tm.Close)
+	tm.ctx = &fakeCtx{m: tm.Module, flags: FlagPrimary}
+	return tm
+}
+
+// mustDo runs a command that must succeed.
+func (tm *testModule) mustDo(t *testing.T, words ...string) any {
+	t.Helper()
+	r := tm.ctx.do(words...)
+	if s, ok := r.(string); ok && strings.HasPrefix(s, "-") {
+		t.Fatalf("IUNGO %s: %s", strings.Join(words, " "), s)
+	}
+	return r
+}

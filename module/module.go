@@ -1,0 +1,436 @@
+// Package module is the trigger engine inside valkey-server: the registry of
+// scripts, triggers and event classes, the IUNGO commands, and the path from
+// a keyspace event to the scripts it fires. It reaches the server only
+// through Ctx, which the cgo package implements, so it builds and tests
+// without C or a server.
+//
+// A Module is not safe for concurrent use: the server calls it from its main
+// thread only.
+package module
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/valkey-iungo/valkey-iungo/router"
+	"github.com/valkey-iungo/valkey-iungo/scripting"
+)
+
+// CtxFlags are the server's context flags, with the values of
+// VALKEYMODULE_CTX_FLAGS_*.
+type CtxFlags int
+
+// Context flags the module acts on.
+const (
+	FlagPrimary    CtxFlags = 1 << 2
+	FlagReplica    CtxFlags = 1 << 3
+	FlagReplicated CtxFlags = 1 << 12 // the command came from the primary (or a slot import)
+	FlagLoading    CtxFlags = 1 << 13 // loading RDB or AOF
+)
+
+// Ctx is the server as one callback sees it. It is valid only during that
+// callback.
+type Ctx interface {
+	Flags() CtxFlags
+	// AddJob schedules RunJob(id) after the current execution unit and
+	// reports whether the server accepted it.
+	AddJob(id uint64) bool
+	// DB is the selected database.
+	DB() int
+	// Call runs a command with the effects replicated.
+	Call(args []string) scripting.Reply
+	// Replicate propagates the current command as it was received.
+	Replicate()
+	ReplyWriter
+}
+
+// ReplyWriter writes a command's reply.
+type ReplyWriter interface {
+	ReplyError(msg string)
+	ReplyStatus(s string)
+	ReplyInt(n int64)
+	ReplyString(s string)
+	ReplyArray(n int)
+	ReplyMap(n int)
+}
+
+// LogLevel is a server log level: "debug", "verbose", "notice", "warning".
+type LogLevel string
+
+// Log levels.
+const (
+	LogDebug   LogLevel = "debug"
+	LogVerbose LogLevel = "verbose"
+	LogNotice  LogLevel = "notice"
+	LogWarning LogLevel = "warning"
+)
+
+// Limits on names and patterns.
+const (
+	MaxNameBytes    = 128
+	MaxPatternBytes = 1024
+)
+
+// Trigger runs Script for the events in Events on keys matching Pattern.
+type Trigger struct {
+	Pattern   string
+	Events    []string // sorted; nil means every event
+	Script    string
+	Enabled   bool
+	Runs      uint64
+	Errors    uint64
+	LastError string
+
+	seq     uint64 // registration order
+	removed bool
+}
+
+// ID identifies a trigger by pattern and normalised event list.
+func (t *Trigger) ID() string { return triggerID(t.Pattern, t.Events) }
+
+func triggerID(pattern string, events []string) string {
+	return pattern + "\x00" + FormatEvents(events)
+}
+
+func (t *Trigger) wants(event string) bool {
+	return t.Events == nil || slices.Contains(t.Events, event)
+}
+
+// Stats are counters since load.
+type Stats struct {
+	Runs       uint64 // script runs
+	Errors     uint64 // failed runs and depth skips
+	DepthSkips uint64 // events not fired because of max-depth
+}
+
+// Module holds the whole trigger configuration and runs triggers.
+type Module struct {
+	opts      Options
+	scripts   map[string]*scripting.Script
+	triggers  map[string]*Trigger
+	index     *router.Index[*Trigger] // enabled triggers only
+	listen    map[string]int          // enabled triggers per event name
+	listenAll int                     // enabled triggers for every event
+	classes   Class
+	paused    bool
+	nextSeq   uint64
+	version   uint64 // bumped by every change
+
+	engine  *scripting.Engine
+	host    jobHost
+	jobs    jobQueue
+	nextJob uint64
+	depth   int        // depth of the job running now, 0 outside jobs
+	match   []*Trigger // routing buffer, reused
+
+	stats    Stats
+	log      func(LogLevel, string)
+	errLog   rateLimit
+	onFilter func(Class)
+}
+
+// New returns a Module with the default options and event classes. log
+// receives the module's log lines; onFilter receives the classes the C shim
+// must pass on (0 when nothing can fire); either may be nil.
+func New(log func(LogLevel, string), onFilter func(Class)) *Module {
+	if log == nil {
+		log = func(LogLevel, string) {}
+	}
+	if onFilter == nil {
+		onFilter = func(Class) {}
+	}
+	m := &Module{
+		scripts:  map[string]*scripting.Script{},
+		triggers: map[string]*Trigger{},
+		index:    router.NewIndex[*Trigger](),
+		listen:   map[string]int{},
+		classes:  DefaultClasses,
+		log:      log,
+		onFilter: onFilter,
+		errLog:   rateLimit{perSecond: 10},
+	}
+	m.host.m = m
+	m.engine = scripting.NewEngine(m.engineOptions())
+	for _, o := range NumericOptions {
+		o.set(m, o.Default)
+	}
+	m.refreshFilter()
+	return m
+}
+
+// Close stops the script engine's watchdog.
+func (m *Module) Close() { m.engine.Close() }
+
+func (m *Module) logf(level LogLevel, format string, args ...any) {
+	m.log(level, fmt.Sprintf(format, args...))
+}
+
+func (m *Module) engineOptions() scripting.Options {
+	return scripting.Options{
+		Timeout: m.opts.ScriptTimeout,
+		Logf:    func(format string, args ...any) { m.logf(LogWarning, format, args...) },
+	}
+}
+
+// changed records a configuration change.
+func (m *Module) changed() {
+	m.version++
+	m.refreshFilter()
+}
+
+// refreshFilter tells the C shim which event classes can fire anything, so
+// that every other event stops there without a call into Go.
+func (m *Module) refreshFilter() {
+	mask := m.classes
+	if m.paused || m.index.Len() == 0 {
+		mask = 0
+	}
+	m.onFilter(mask)
+}
+
+// Version is bumped by every configuration change.
+func (m *Module) Version() uint64 { return m.version }
+
+// Stats returns the counters since load.
+func (m *Module) Stats() Stats { return m.stats }
+
+// SetScript compiles source and installs it as name, replacing any older
+// version at once. A script that does not compile changes nothing.
+func (m *Module) SetScript(name, source string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	s, err := scripting.Compile(name, source)
+	if err != nil {
+		return &Error{Code: "ERR", Message: err.Error()}
+	}
+	m.scripts[name] = s
+	m.changed()
+	return nil
+}
+
+// UnsetScript removes a script no trigger uses.
+func (m *Module) UnsetScript(name string) error {
+	if _, ok := m.scripts[name]; !ok {
+		return unknownScript(name)
+	}
+	var users []string
+	for _, t := range m.sortedTriggers() {
+		if t.Script == name {
+			users = append(users, t.Pattern+" "+FormatEvents(t.Events))
+		}
+	}
+	if len(users) > 0 {
+		return errorf("script %q is used by triggers [%s]; unset them or point them at another script first", name, joinQuoted(users))
+	}
+	delete(m.scripts, name)
+	m.changed()
+	return nil
+}
+
+// Script returns a script's source.
+func (m *Module) Script(name string) (string, error) {
+	s, ok := m.scripts[name]
+	if !ok {
+		return "", unknownScript(name)
+	}
+	return s.Source, nil
+}
+
+// SetTrigger creates the trigger (pattern, events), enabled, or points the
+// existing one at another script; it reports whether it created one.
+func (m *Module) SetTrigger(pattern, events, script string) (bool, error) {
+	evs, err := parseTriggerKey(pattern, events)
+	if err != nil {
+		return false, err
+	}
+	if _, ok := m.scripts[script]; !ok {
+		return false, unknownScript(script)
+	}
+	if t, ok := m.triggers[triggerID(pattern, evs)]; ok {
+		t.Script = script
+		m.changed()
+		return false, nil
+	}
+	m.nextSeq++
+	t := &Trigger{Pattern: pattern, Events: evs, Script: script, Enabled: true, seq: m.nextSeq}
+	m.triggers[t.ID()] = t
+	m.activate(t)
+	m.changed()
+	return true, nil
+}
+
+// UnsetTrigger removes the trigger (pattern, events).
+func (m *Module) UnsetTrigger(pattern, events string) error {
+	t, err := m.trigger(pattern, events)
+	if err != nil {
+		return err
+	}
+	if t.Enabled {
+		m.deactivate(t)
+	}
+	t.removed = true
+	delete(m.triggers, t.ID())
+	m.changed()
+	return nil
+}
+
+// EnableTrigger enables or disables the trigger (pattern, events).
+func (m *Module) EnableTrigger(pattern, events string, on bool) error {
+	t, err := m.trigger(pattern, events)
+	if err != nil {
+		return err
+	}
+	if t.Enabled != on {
+		t.Enabled = on
+		if on {
+			m.activate(t)
+		} else {
+			m.deactivate(t)
+		}
+	}
+	m.changed()
+	return nil
+}
+
+func (m *Module) trigger(pattern, events string) (*Trigger, error) {
+	evs, err := parseTriggerKey(pattern, events)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := m.triggers[triggerID(pattern, evs)]
+	if !ok {
+		return nil, errorf("no trigger for pattern %q and events %q; IUNGO TRIGGER LIST shows the triggers", pattern, FormatEvents(evs))
+	}
+	return t, nil
+}
+
+// activate puts an enabled trigger where routing finds it.
+func (m *Module) activate(t *Trigger) {
+	m.index.Add(t.Pattern, t)
+	if t.Events == nil {
+		m.listenAll++
+	}
+	for _, ev := range t.Events {
+		m.listen[ev]++
+	}
+}
+
+func (m *Module) deactivate(t *Trigger) {
+	m.index.Remove(t.Pattern, t)
+	if t.Events == nil {
+		m.listenAll--
+	}
+	for _, ev := range t.Events {
+		if m.listen[ev]--; m.listen[ev] == 0 {
+			delete(m.listen, ev)
+		}
+	}
+}
+
+// Triggers returns the triggers in registration order.
+func (m *Module) Triggers() []*Trigger { return m.sortedTriggers() }
+
+func (m *Module) sortedTriggers() []*Trigger {
+	out := make([]*Trigger, 0, len(m.triggers))
+	for _, t := range m.triggers {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *Trigger) int { return cmp.Compare(a.seq, b.seq) })
+	return out
+}
+
+// ScriptNames returns the script names in sorted order.
+func (m *Module) ScriptNames() []string {
+	names := make([]string, 0, len(m.scripts))
+	for name := range m.scripts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// SetClasses enables (on) or disables the event classes in mask.
+func (m *Module) SetClasses(mask Class, on bool) {
+	if on {
+		m.classes |= mask
+	} else {
+		m.classes &^= mask
+	}
+	m.changed()
+}
+
+// Classes returns the enabled event classes.
+func (m *Module) Classes() Class { return m.classes }
+
+// SetPaused stops (true) or restarts all triggers.
+func (m *Module) SetPaused(paused bool) {
+	m.paused = paused
+	m.changed()
+}
+
+// Paused reports whether triggers are paused.
+func (m *Module) Paused() bool { return m.paused }
+
+func parseTriggerKey(pattern, events string) ([]string, error) {
+	switch {
+	case pattern == "":
+		return nil, errorf("empty key pattern; use a glob like order:* or * for every key")
+	case len(pattern) > MaxPatternBytes:
+		return nil, errorf("key pattern of %d bytes; the limit is %d", len(pattern), MaxPatternBytes)
+	}
+	return ParseEvents(events)
+}
+
+func checkName(name string) error {
+	if name == "" || len(name) > MaxNameBytes {
+		return errorf("script name must be 1 to %d bytes", MaxNameBytes)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
+			return errorf("script name %q has %q; use letters, digits, '_', '-', '.' or ':'", name, c)
+		}
+	}
+	return nil
+}
+
+func unknownScript(name string) error {
+	return errorf("unknown script %q; IUNGO SCRIPT LIST shows the scripts", name)
+}
+
+func joinQuoted(items []string) string {
+	out := ""
+	for i, s := range items {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprintf("%q", s)
+	}
+	return out
+}
+
+// rateLimit lets through perSecond log lines a second and counts the rest.
+type rateLimit struct {
+	perSecond  int
+	window     time.Time
+	inWindow   int
+	suppressed int
+}
+
+// allow reports whether a line may be logged now; when a window with
+// suppressed lines ends, it also returns how many were suppressed.
+func (r *rateLimit) allow(now time.Time) (ok bool, suppressed int) {
+	if now.Sub(r.window) >= time.Second {
+		suppressed = r.suppressed
+		r.window, r.inWindow, r.suppressed = now, 0, 0
+	}
+	if r.inWindow < r.perSecond {
+		r.inWindow++
+		return true, suppressed
+	}
+	r.suppressed++
+	return false, suppressed
+}
