@@ -1,0 +1,155 @@
+package main
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/valkey-iungo/valkey-iungo/module"
+	"github.com/valkey-iungo/valkey-iungo/scripting"
+)
+
+// serverCtx is module.Ctx over the ValkeyModuleCtx of one callback.
+type serverCtx struct{ c *C.ValkeyModuleCtx }
+
+var _ module.Ctx = serverCtx{}
+
+func (x serverCtx) Flags() module.CtxFlags { return module.CtxFlags(C.iungo_ctx_flags(x.c)) }
+func (x serverCtx) DB() int                { return int(C.iungo_selected_db(x.c)) }
+func (x serverCtx) Replicate()             { C.iungo_replicate_verbatim(x.c) }
+
+func (x serverCtx) AddJob(id uint64) bool {
+	return C.iungo_add_job(x.c, C.uint64_t(id)) != 0
+}
+
+// The call buffers are reused: calls only come from the main thread and
+// never nest (the events a call raises only queue jobs).
+var (
+	callBuf  []byte
+	callLens []C.size_t
+)
+
+func (x serverCtx) Call(args []string) scripting.Reply {
+	callBuf, callLens = callBuf[:0], callLens[:0]
+	for _, a := range args {
+		callBuf = append(callBuf, a...)
+		callLens = append(callLens, C.size_t(len(a)))
+	}
+	var buf *C.char
+	if len(callBuf) > 0 {
+		buf = (*C.char)(unsafe.Pointer(&callBuf[0]))
+	}
+	var n C.size_t
+	out := C.iungo_call(x.c, buf, &callLens[0], C.int(len(args)), &n)
+	defer C.iungo_free(unsafe.Pointer(out))
+	r, rest, err := decodeReply(unsafe.Slice((*byte)(unsafe.Pointer(out)), int(n)))
+	if err != nil || len(rest) != 0 {
+		return scripting.ErrorReply("ERR internal error: unreadable reply")
+	}
+	return r
+}
+
+func (x serverCtx) ReplyError(msg string) {
+	msg = oneLine(msg)
+	C.iungo_reply_error(x.c, cstr(msg), C.size_t(len(msg)))
+}
+
+func (x serverCtx) ReplyStatus(s string) {
+	s = oneLine(s)
+	C.iungo_reply_status(x.c, cstr(s), C.size_t(len(s)))
+}
+
+func (x serverCtx) ReplyInt(n int64)     { C.iungo_reply_int(x.c, C.longlong(n)) }
+func (x serverCtx) ReplyString(s string) { C.iungo_reply_string(x.c, cstr(s), C.size_t(len(s))) }
+func (x serverCtx) ReplyArray(n int)     { C.iungo_reply_array(x.c, C.long(n)) }
+func (x serverCtx) ReplyMap(n int)       { C.iungo_reply_map(x.c, C.long(n)) }
+
+// oneLine keeps error and status replies on one RESP line.
+func oneLine(s string) string {
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+	}
+	return s
+}
+
+// A reply from iungo_call is serialised in host byte order as one tag byte
+// and a 64-bit word, then any payload:
+//
+//	'$' len, bytes   bulk string
+//	'+' len, bytes   status
+//	'-' len, bytes   error
+//	':' value        integer
+//	'*' count        array, then count replies
+//	'_' 0            null (bulk or array)
+var errShortReply = errors.New("short reply")
+
+func decodeReply(b []byte) (scripting.Reply, []byte, error) {
+	if len(b) < 9 {
+		return scripting.Reply{}, nil, errShortReply
+	}
+	tag, word, b := b[0], binary.NativeEndian.Uint64(b[1:9]), b[9:]
+	bytes := func() (string, []byte, error) {
+		if uint64(len(b)) < word {
+			return "", nil, errShortReply
+		}
+		return string(b[:word]), b[word:], nil
+	}
+	var r scripting.Reply
+	var err error
+	switch tag {
+	case '$':
+		r.Kind = scripting.ReplyString
+		r.Str, b, err = bytes()
+	case '+':
+		r.Kind = scripting.ReplyStatus
+		r.Str, b, err = bytes()
+	case '-':
+		r.Kind = scripting.ReplyError
+		r.Str, b, err = bytes()
+	case ':':
+		r.Kind, r.Int = scripting.ReplyInteger, int64(word)
+	case '*':
+		if word > uint64(len(b)) { // every element takes at least 9 bytes
+			return r, nil, errShortReply
+		}
+		r.Kind = scripting.ReplyArray
+		r.Elems = make([]scripting.Reply, word)
+		for i := range r.Elems {
+			if r.Elems[i], b, err = decodeReply(b); err != nil {
+				return r, nil, err
+			}
+		}
+	case '_':
+		r.Kind = scripting.ReplyNull
+	default:
+		return r, nil, errors.New("unknown reply tag")
+	}
+	return r, b, err
+}
+
+// rateLimit lets a few panic reports a second through to the log.
+type rateLimit struct {
+	mu     sync.Mutex
+	window time.Time
+	n      int
+}
+
+var panicLog rateLimit
+
+func (r *rateLimit) allow() (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := time.Now(); now.Sub(r.window) >= time.Second {
+		r.window, r.n = now, 0
+	}
+	r.n++
+	return r.n <= 5, r.n
+}

@@ -1,0 +1,145 @@
+package main
+
+// The //export trampolines the C shim calls. A file with //export may only
+// declare in its C preamble, so the C lives in shim.c. Each trampoline
+// converts its arguments, calls package module, and recovers any panic into
+// an error reply or a log line: nothing in Go may take the server down.
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"unsafe"
+
+	"github.com/valkey-iungo/valkey-iungo/module"
+)
+
+// logPanic logs a recovered panic with its stack, at most a few a second.
+func logPanic(where string, r any) {
+	if ok, _ := panicLog.allow(); ok {
+		logLine(module.LogWarning, fmt.Sprintf("iungo: recovered from a panic in %s: %v\n%s", where, r, debug.Stack()))
+	}
+}
+
+//export goOnLoad
+func goOnLoad(ctx *C.ValkeyModuleCtx, argv **C.ValkeyModuleString, argc C.int) (ok C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("OnLoad", r)
+			ok = 0
+		}
+	}()
+	if err := load(ctx, readArgs(argv, argc, 0)); err != nil {
+		logLine(module.LogWarning, "iungo: "+strings.TrimPrefix(err.Error(), "ERR ")+". Load refused.")
+		return 0
+	}
+	return 1
+}
+
+//export goOnEvent
+func goOnEvent(ctx *C.ValkeyModuleCtx, event *C.char, elen C.size_t, key *C.char, klen C.size_t) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("a keyspace event", r)
+		}
+	}()
+	if mod == nil {
+		return
+	}
+	mod.OnEvent(serverCtx{ctx},
+		unsafe.String((*byte)(unsafe.Pointer(event)), int(elen)),
+		unsafe.String((*byte)(unsafe.Pointer(key)), int(klen)))
+}
+
+//export goRunJob
+func goRunJob(ctx *C.ValkeyModuleCtx, id C.uint64_t) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("a trigger job", r)
+		}
+	}()
+	if mod != nil {
+		mod.RunJob(serverCtx{ctx}, uint64(id))
+	}
+}
+
+//export goCommand
+func goCommand(ctx *C.ValkeyModuleCtx, argv **C.ValkeyModuleString, argc C.int) {
+	sc := serverCtx{ctx}
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("IUNGO", r)
+			sc.ReplyError(fmt.Sprintf("ERR internal error in iungo: %v", r))
+		}
+	}()
+	if mod == nil {
+		sc.ReplyError("ERR iungo is not loaded")
+		return
+	}
+	mod.Command(sc, readArgs(argv, argc, 0))
+}
+
+//export goConfigGetNumeric
+func goConfigGetNumeric(idx C.int) (v C.longlong) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("CONFIG GET", r)
+		}
+	}()
+	return C.longlong(mod.GetOption(int(idx)))
+}
+
+//export goConfigSetNumeric
+func goConfigSetNumeric(idx C.int, val C.longlong, msg *C.char, size C.size_t) (ok C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("CONFIG SET", r)
+			ok = 0
+		}
+	}()
+	if err := mod.SetNumericOption(int(idx), int64(val)); err != nil {
+		buf := unsafe.Slice((*byte)(unsafe.Pointer(msg)), int(size))
+		buf[copy(buf[:len(buf)-1], err.Error())] = 0
+		return 0
+	}
+	return 1
+}
+
+//export goInfo
+func goInfo(ictx *C.ValkeyModuleInfoCtx, forCrashReport C.int) {
+	// A crash report runs inside the server's signal handler: stay out.
+	if forCrashReport != 0 || mod == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("INFO", r)
+		}
+	}()
+	C.iungo_info_section(ictx)
+	for _, f := range mod.Info() {
+		switch v := f.Value.(type) {
+		case int64:
+			C.iungo_info_int(ictx, cstr(f.Name), C.size_t(len(f.Name)), C.longlong(v))
+		default:
+			s := fmt.Sprint(v)
+			C.iungo_info_string(ictx, cstr(f.Name), C.size_t(len(f.Name)), cstr(s), C.size_t(len(s)))
+		}
+	}
+}
+
+// readArgs copies argv[from:] into Go strings.
+func readArgs(argv **C.ValkeyModuleString, argc C.int, from int) []string {
+	args := make([]string, 0, max(int(argc)-from, 0))
+	for i := from; i < int(argc); i++ {
+		var n C.size_t
+		p := C.iungo_arg(argv, C.int(i), &n)
+		args = append(args, C.GoStringN(p, C.int(n)))
+	}
+	return args
+}

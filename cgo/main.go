@@ -1,0 +1,90 @@
+// Command cgo is the iungo module as a c-shared library (build/iungo.so):
+// the C shim in shim.c and the Go trampolines that hand each callback to
+// package module. It is the only package that imports "C".
+package main
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"github.com/valkey-iungo/valkey-iungo/module"
+)
+
+func main() {}
+
+// mod is the loaded module; the server calls into it from its main thread.
+var mod *module.Module
+
+// Version is the module's version, as the server's MODULE LIST shows it
+// (encoded in shim.c as 100).
+const Version = "0.1.0"
+
+// cLevels holds the log levels as C strings for the life of the process.
+var cLevels = map[module.LogLevel]*C.char{
+	module.LogDebug:   C.CString(string(module.LogDebug)),
+	module.LogVerbose: C.CString(string(module.LogVerbose)),
+	module.LogNotice:  C.CString(string(module.LogNotice)),
+	module.LogWarning: C.CString(string(module.LogWarning)),
+}
+
+// logLine writes one line to the server log, from any thread.
+func logLine(level module.LogLevel, msg string) {
+	lv, ok := cLevels[level]
+	if !ok {
+		lv = cLevels[module.LogWarning]
+	}
+	C.iungo_log(lv, cstr(msg), C.size_t(len(msg)))
+}
+
+// cstr points C at a Go string's bytes for the duration of one call.
+func cstr(s string) *C.char {
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s)))
+}
+
+// load builds the module during OnLoad: subcommands, configs, module
+// arguments, INFO and the keyspace subscription.
+func load(ctx *C.ValkeyModuleCtx, args []string) error {
+	m := module.New(logLine, func(c module.Class) { C.iungo_set_filter(C.int(c)) })
+	for _, noun := range module.Nouns() {
+		flags := "deny-script"
+		if noun.Writes {
+			flags += " may-replicate"
+		}
+		name, cflags := C.CString(noun.Name), C.CString(flags)
+		ok := C.iungo_create_subcommand(ctx, name, cflags)
+		C.free(unsafe.Pointer(name))
+		C.free(unsafe.Pointer(cflags))
+		if ok == 0 {
+			return fmt.Errorf("cannot create the subcommand IUNGO %s", strings.ToUpper(noun.Name))
+		}
+	}
+	mod = m // the config callbacks below reach it
+	for i, o := range module.NumericOptions {
+		name := C.CString(o.Name)
+		ok := C.iungo_register_numeric(ctx, name, C.longlong(o.Default), C.longlong(o.Min), C.longlong(o.Max), C.int(i))
+		C.free(unsafe.Pointer(name))
+		if ok == 0 {
+			return fmt.Errorf("cannot register the config iungo.%s", o.Name)
+		}
+	}
+	if C.iungo_load_configs(ctx) == 0 {
+		return fmt.Errorf("the iungo.* lines of the server config were refused; see the lines above")
+	}
+	if err := m.ApplyArgs(args); err != nil {
+		return err
+	}
+	if C.iungo_register_info(ctx) == 0 {
+		return fmt.Errorf("cannot register the INFO section")
+	}
+	C.iungo_subscribe(ctx, C.int(module.ClassesSubscribed))
+	v := int(C.iungo_server_version())
+	logLine(module.LogNotice, fmt.Sprintf("iungo %s loaded on Valkey %d.%d.%d", Version, v>>16&0xff, v>>8&0xff, v&0xff))
+	return nil
+}

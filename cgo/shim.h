@@ -1,0 +1,61 @@
+/* The C side of the iungo module: the ValkeyModule API entries it uses,
+ * declared here from the public API's names, signatures and constants, and
+ * the small helpers Go calls. Go never hands C a pointer to keep. */
+#ifndef IUNGO_SHIM_H
+#define IUNGO_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ValkeyModuleCtx ValkeyModuleCtx;
+typedef struct ValkeyModuleString ValkeyModuleString;
+typedef struct ValkeyModuleInfoCtx ValkeyModuleInfoCtx;
+
+/* Keyspace event classes the module subscribes to, set by Go at load. */
+void iungo_subscribe(ValkeyModuleCtx *ctx, int classes);
+
+/* The classes whose events may fire a trigger; 0 stops every event in C. */
+void iungo_set_filter(int classes);
+
+/* Context queries and actions, valid during the callback that got ctx. */
+int iungo_ctx_flags(ValkeyModuleCtx *ctx);
+int iungo_selected_db(ValkeyModuleCtx *ctx);
+int iungo_add_job(ValkeyModuleCtx *ctx, uint64_t id);
+void iungo_replicate_verbatim(ValkeyModuleCtx *ctx);
+
+/* iungo_call runs argv (argc strings packed in buf, lens[i] bytes each) and
+ * returns its reply serialised as described in reply.go, in memory the
+ * caller releases with iungo_free. */
+char *iungo_call(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc, size_t *outlen);
+void iungo_free(void *p);
+
+/* Command arguments. */
+const char *iungo_arg(ValkeyModuleString **argv, int i, size_t *len);
+
+/* Replies. */
+void iungo_reply_error(ValkeyModuleCtx *ctx, const char *msg, size_t len);
+void iungo_reply_status(ValkeyModuleCtx *ctx, const char *msg, size_t len);
+void iungo_reply_int(ValkeyModuleCtx *ctx, long long n);
+void iungo_reply_string(ValkeyModuleCtx *ctx, const char *s, size_t len);
+void iungo_reply_array(ValkeyModuleCtx *ctx, long n);
+void iungo_reply_map(ValkeyModuleCtx *ctx, long n);
+
+/* Logging, from any thread; level is debug, verbose, notice or warning. */
+void iungo_log(const char *level, const char *msg, size_t len);
+
+/* Registration, during OnLoad only. */
+int iungo_create_subcommand(ValkeyModuleCtx *ctx, const char *name, const char *flags);
+int iungo_register_numeric(ValkeyModuleCtx *ctx, const char *name, long long def, long long min, long long max,
+                           int idx);
+int iungo_load_configs(ValkeyModuleCtx *ctx);
+int iungo_register_info(ValkeyModuleCtx *ctx);
+
+/* INFO fields, during the info callback. */
+void iungo_info_section(ValkeyModuleInfoCtx *ctx);
+void iungo_info_int(ValkeyModuleInfoCtx *ctx, const char *name, size_t namelen, long long v);
+void iungo_info_string(ValkeyModuleInfoCtx *ctx, const char *name, size_t namelen, const char *v, size_t len);
+
+/* The server's version as 0x00MMmmpp. */
+int iungo_server_version(void);
+
+#endif
