@@ -1,0 +1,264 @@
+// Package vtest starts real valkey-server processes for tests: each on a free
+// loopback port, in its own directory, with build/iungo.so loaded unless
+// asked otherwise, and stopped when the test ends. A server that died during
+// the test fails it with the tail of its log.
+package vtest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+)
+
+// Options shape a server.
+type Options struct {
+	NoModule   bool     // plain valkey-server, for baselines
+	ModuleArgs []string // after the .so path on the loadmodule line
+	Config     []string // extra "name value" lines for the config file
+	Dir        string   // data directory; a new temporary one if empty
+}
+
+// Server is a running valkey-server.
+type Server struct {
+	Addr    string
+	Port    int
+	Dir     string
+	LogPath string
+	Client  valkey.Client
+
+	t    testing.TB
+	opts Options
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Root returns the repository root (the directory holding go.mod).
+func Root(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("vtest: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// ModulePath is $IUNGO_MODULE or build/iungo.so under the root.
+func ModulePath(tb testing.TB) string {
+	tb.Helper()
+	if p := os.Getenv("IUNGO_MODULE"); p != "" {
+		return p
+	}
+	p := filepath.Join(Root(tb), "build", "iungo.so")
+	if _, err := os.Stat(p); err != nil {
+		tb.Fatalf("vtest: %s is missing; run make build (or make test)", p)
+	}
+	return p
+}
+
+// Start starts a server and stops it when the test ends.
+func Start(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("integration test: needs valkey-server (run without -short)")
+	}
+	bin, err := exec.LookPath("valkey-server")
+	if err != nil {
+		tb.Fatal("vtest: valkey-server is not installed; make test installs it (scripts/install-deps.sh)")
+	}
+	s := &Server{t: tb, opts: opts, Dir: opts.Dir}
+	if s.Dir == "" {
+		s.Dir = tb.TempDir()
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		if lastErr = s.start(bin); lastErr == nil {
+			tb.Cleanup(s.Stop)
+			return s
+		}
+	}
+	tb.Fatalf("vtest: valkey-server did not start: %v\n%s", lastErr, s.LogTail(40))
+	return nil
+}
+
+func (s *Server) start(bin string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.Port = port
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.LogPath = filepath.Join(s.Dir, "valkey.log")
+	conf := []string{
+		"port " + strconv.Itoa(port),
+		"bind 127.0.0.1",
+		"dir " + s.Dir,
+		"logfile " + s.LogPath,
+		`save ""`,
+		"enable-module-command yes",
+		"enable-debug-command yes",
+		"crash-memcheck-enabled no",
+		"repl-diskless-sync-delay 0", // replicas in tests sync at once
+	}
+	if !s.opts.NoModule {
+		conf = append(conf, strings.Join(append([]string{"loadmodule", ModulePath(s.t)}, s.opts.ModuleArgs...), " "))
+	}
+	conf = append(conf, s.opts.Config...)
+	confPath := filepath.Join(s.Dir, "valkey.conf")
+	if err := os.WriteFile(confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	_ = os.Remove(s.LogPath)
+	s.cmd = exec.Command(bin, confPath)
+	s.cmd.Dir = s.Dir
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			return fmt.Errorf("exited during start: %v", err)
+		default:
+		}
+		if c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{s.Addr}, DisableCache: true}); err == nil {
+			if c.Do(context.Background(), c.B().Ping().Build()).Error() == nil {
+				s.Client = c
+				return nil
+			}
+			c.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = s.cmd.Process.Kill()
+	return errors.New("no PONG within 15s")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Alive reports whether the process is still running.
+func (s *Server) Alive() bool {
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop shuts the server down; a server that already died fails the test.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	if s.Client != nil {
+		s.Client.Close()
+		s.Client = nil
+	}
+	if !s.Alive() {
+		s.t.Errorf("vtest: valkey-server on %s died during the test:\n%s", s.Addr, s.LogTail(60))
+		s.cmd = nil
+		return
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+// Restart stops the server and starts it again with the same directory and
+// options (so RDB and AOF files are loaded).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	bin, _ := exec.LookPath("valkey-server")
+	if err := s.start(bin); err != nil {
+		s.t.Fatalf("vtest: restart failed: %v\n%s", err, s.LogTail(40))
+	}
+}
+
+// LogTail returns the last n lines of the server log.
+func (s *Server) LogTail(n int) string {
+	f, err := os.Open(s.LogPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Log returns the whole server log.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.LogPath)
+	return string(b)
+}
+
+// Do runs one command.
+func (s *Server) Do(args ...string) valkey.ValkeyResult {
+	return s.Client.Do(context.Background(), s.Client.B().Arbitrary(args...).Build())
+}
+
+// MustDo runs one command that must not fail and returns its reply.
+func (s *Server) MustDo(args ...string) valkey.ValkeyMessage {
+	s.t.Helper()
+	r := s.Do(args...)
+	if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
+		s.t.Fatalf("%s: %v", strings.Join(args, " "), err)
+	}
+	m, _ := r.ToMessage()
+	return m
+}
+
+// Eventually polls cond until it holds or the deadline passes.
+func Eventually(tb testing.TB, within time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

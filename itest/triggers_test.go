@@ -1,0 +1,291 @@
+package itest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/valkey-iungo/valkey-iungo/internal/vtest"
+)
+
+// example reads a script from testdata/examples, the ones make run loads.
+func example(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(vtest.Root(t), "testdata", "examples", name))
+	require.NoError(t, err)
+	return string(b)
+}
+
+func str(t *testing.T, s *vtest.Server, args ...string) string {
+	t.Helper()
+	v, err := s.Do(args...).ToString()
+	if valkey.IsValkeyNil(err) {
+		return "(nil)"
+	}
+	require.NoError(t, err, strings.Join(args, " "))
+	return v
+}
+
+func num(t *testing.T, s *vtest.Server, args ...string) int64 {
+	t.Helper()
+	v, err := s.Do(args...).AsInt64()
+	require.NoError(t, err, strings.Join(args, " "))
+	return v
+}
+
+// triggerList returns IUNGO TRIGGER LIST as maps.
+func triggerList(t *testing.T, s *vtest.Server) []map[string]valkey.ValkeyMessage {
+	t.Helper()
+	arr, err := s.Do("IUNGO", "TRIGGER", "LIST").ToArray()
+	require.NoError(t, err)
+	out := make([]map[string]valkey.ValkeyMessage, len(arr))
+	for i, m := range arr {
+		out[i], err = m.AsMap()
+		require.NoError(t, err)
+	}
+	return out
+}
+
+func field(t *testing.T, m map[string]valkey.ValkeyMessage, name string) string {
+	t.Helper()
+	v, ok := m[name]
+	require.True(t, ok, "field %q missing", name)
+	if n, err := v.AsInt64(); err == nil {
+		return fmt.Sprint(n)
+	}
+	s, err := v.ToString()
+	require.NoError(t, err)
+	return s
+}
+
+// Ensure the order use case: points are credited once, atomically with the
+// HSET that completes the order.
+func TestOrderPointsIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "order-points", example(t, "order-points.lua"))
+	s.MustDo("IUNGO", "TRIGGER", "SET", "order:*", "hset", "order-points")
+
+	s.MustDo("HSET", "order:1001", "user", "u7", "amount", "120", "status", "pending")
+	assert.Equal(t, "(nil)", str(t, s, "GET", "points:u7"))
+	s.MustDo("HSET", "order:1001", "status", "completed")
+	// No poll: the script ran before the HSET's reply was sent.
+	assert.Equal(t, "120", str(t, s, "GET", "points:u7"))
+	s.MustDo("HSET", "order:1001", "status", "completed")
+	s.MustDo("HSET", "order:1001", "note", "gift wrap")
+	assert.Equal(t, "120", str(t, s, "GET", "points:u7"), "credited only once")
+
+	list := triggerList(t, s)
+	require.Len(t, list, 1)
+	assert.Equal(t, "4", field(t, list[0], "runs"))
+	assert.Equal(t, "0", field(t, list[0], "errors"))
+}
+
+// Ensure the game session use case: when the session key expires, its
+// temporary data goes, and other sessions' data stays.
+func TestGameSessionIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "session-cleanup", example(t, "session-cleanup.lua"))
+	s.MustDo("IUNGO", "TRIGGER", "SET", "session:*", "expired", "session-cleanup")
+
+	s.MustDo("SET", "session-data:42:score", "10")
+	s.MustDo("HSET", "session-data:42:inventory", "sword", "1")
+	s.MustDo("SET", "session-data:43:score", "7")
+	s.MustDo("SET", "session:42", "alive", "PX", "200")
+	vtest.Eventually(t, 10*time.Second, "session 42's data deleted after expiry", func() bool {
+		return num(t, s, "EXISTS", "session-data:42:score", "session-data:42:inventory") == 0
+	})
+	assert.Equal(t, int64(0), num(t, s, "EXISTS", "session:42"))
+	assert.Equal(t, "7", str(t, s, "GET", "session-data:43:score"), "another session keeps its data")
+}
+
+// Ensure 50 concurrent clients doing 20,000 SETs fire the counting trigger
+// exactly 20,000 times.
+func TestExactnessIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "count", "server.call('INCR', 'counter')")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "k:*", "set", "count")
+	const clients, perClient = 50, 400
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{s.Addr}, DisableCache: true})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer cl.Close()
+			for i := range perClient {
+				key := fmt.Sprintf("k:%d:%d", c, i)
+				if err := cl.Do(context.Background(), cl.B().Set().Key(key).Value("v").Build()).Error(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, "20000", str(t, s, "GET", "counter"))
+}
+
+// Ensure KEYS[1] is binary-safe, ARGV carries event and db, and the script
+// writes into the event's database.
+func TestScriptInputsIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "record", "server.call('RPUSH', 'seen', KEYS[1], ARGV[1], ARGV[2])")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "bin:*", "*", "record")
+	ctx := context.Background()
+	err := s.Client.Dedicated(func(c valkey.DedicatedClient) error {
+		if err := c.Do(ctx, c.B().Select().Index(3).Build()).Error(); err != nil {
+			return err
+		}
+		if err := c.Do(ctx, c.B().Set().Key("bin:\x00\xff\r\n").Value("v").Build()).Error(); err != nil {
+			return err
+		}
+		got, err := c.Do(ctx, c.B().Lrange().Key("seen").Start(0).Stop(-1).Build()).AsStrSlice()
+		if err != nil {
+			return err
+		}
+		// SET on a new key raises "new" then "set".
+		assert.Equal(t, []string{"bin:\x00\xff\r\n", "new", "3", "bin:\x00\xff\r\n", "set", "3"}, got)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), num(t, s, "EXISTS", "seen"), "db 0 untouched")
+}
+
+// Ensure a failing script never fails the command that fired it: the error
+// is counted, kept as the last error and logged.
+func TestScriptFailureIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "broken", "server.call('INCR', 'not-a-number')")
+	s.MustDo("SET", "not-a-number", "abc")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "k", "set", "broken")
+	assert.Equal(t, "OK", str(t, s, "SET", "k", "v"))
+	assert.Equal(t, "v", str(t, s, "GET", "k"))
+	list := triggerList(t, s)
+	assert.Equal(t, "1", field(t, list[0], "errors"))
+	assert.Contains(t, field(t, list[0], "last_error"), "value is not an integer")
+	vtest.Eventually(t, 5*time.Second, "the error in the server log", func() bool {
+		return strings.Contains(s.Log(), "value is not an integer")
+	})
+}
+
+// Ensure a runaway script is stopped at iungo.script-timeout-ms and the
+// server answers everyone afterwards.
+func TestRunawayScriptIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{ModuleArgs: []string{"script-timeout-ms", "50"}})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "spin", "while true do end")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "spin", "set", "spin")
+	start := time.Now()
+	assert.Equal(t, "OK", str(t, s, "SET", "spin", "1"))
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Equal(t, "PONG", str(t, s, "PING"))
+	list := triggerList(t, s)
+	assert.Equal(t, "1", field(t, list[0], "errors"))
+	assert.Contains(t, field(t, list[0], "last_error"), "timed out after 50ms")
+}
+
+// Ensure writes of trigger scripts fire triggers up to iungo.max-depth, and
+// the deeper one is skipped and counted.
+func TestRecursionDepthIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "chain", "server.call('SET', KEYS[1] .. '+', 1)")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "chain*", "set", "chain")
+	s.MustDo("SET", "chain", "0")
+	assert.Equal(t, int64(4), num(t, s, "EXISTS", "chain+", "chain++", "chain+++", "chain++++"))
+	assert.Equal(t, int64(0), num(t, s, "EXISTS", "chain+++++"))
+	list := triggerList(t, s)
+	assert.Equal(t, "4", field(t, list[0], "runs"))
+	assert.Equal(t, "1", field(t, list[0], "errors"))
+	assert.Contains(t, field(t, list[0], "last_error"), "deeper than iungo.max-depth")
+
+	s.MustDo("CONFIG", "SET", "iungo.max-depth", "1")
+	s.MustDo("SET", "chain", "1")
+	assert.Equal(t, "2", field(t, triggerList(t, s)[0], "errors"))
+}
+
+// Ensure MODULE UNLOAD is refused and the module keeps working.
+func TestModuleUnloadIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "count", "server.call('INCR', 'n')")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "k", "set", "count")
+	err := s.Do("MODULE", "UNLOAD", "iungo").Error()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Error unloading module")
+	assert.Contains(t, s.Log(), "iungo cannot be unloaded")
+	s.MustDo("SET", "k", "v")
+	assert.Equal(t, "1", str(t, s, "GET", "n"))
+}
+
+// Ensure event classes gate events, including keymiss, off by default.
+func TestEventClassesIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "count", "server.call('INCR', 'n:' .. ARGV[1])")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "x:*", "set,hset,keymiss", "count")
+	s.MustDo("GET", "x:missing")
+	assert.Equal(t, "(nil)", str(t, s, "GET", "n:keymiss"), "keymiss is off by default")
+	s.MustDo("IUNGO", "EVENT", "SET", "keymiss")
+	s.MustDo("GET", "x:missing")
+	assert.Equal(t, "1", str(t, s, "GET", "n:keymiss"))
+
+	s.MustDo("IUNGO", "EVENT", "UNSET", "$")
+	s.MustDo("SET", "x:1", "v")
+	s.MustDo("HSET", "x:2", "f", "v")
+	assert.Equal(t, "(nil)", str(t, s, "GET", "n:set"), "string class disabled")
+	assert.Equal(t, "1", str(t, s, "GET", "n:hset"))
+	classes, err := s.Do("IUNGO", "EVENT", "LIST").AsStrSlice()
+	require.NoError(t, err)
+	assert.NotContains(t, classes, "string")
+	assert.Contains(t, classes, "keymiss")
+
+	s.MustDo("IUNGO", "PAUSE")
+	s.MustDo("HSET", "x:2", "f", "w")
+	assert.Equal(t, "1", str(t, s, "GET", "n:hset"), "paused")
+	s.MustDo("IUNGO", "RESUME")
+	s.MustDo("HSET", "x:2", "f", "z")
+	assert.Equal(t, "2", str(t, s, "GET", "n:hset"))
+}
+
+// Ensure options come from module arguments and CONFIG SET/GET, and bad
+// values are refused.
+func TestOptionsIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{ModuleArgs: []string{"max-depth", "2"}})
+	got, err := s.Do("CONFIG", "GET", "iungo.max-depth").AsStrMap()
+	require.NoError(t, err)
+	assert.Equal(t, "2", got["iungo.max-depth"])
+	s.MustDo("CONFIG", "SET", "iungo.script-timeout-ms", "250")
+	got, err = s.Do("CONFIG", "GET", "iungo.script-timeout-ms").AsStrMap()
+	require.NoError(t, err)
+	assert.Equal(t, "250", got["iungo.script-timeout-ms"])
+	require.Error(t, s.Do("CONFIG", "SET", "iungo.script-timeout-ms", "0").Error())
+	require.Error(t, s.Do("CONFIG", "SET", "iungo.max-depth", "x").Error())
+}
+
+// Ensure a bad module argument refuses the load with a log line that says why.
+func TestBadModuleArgumentIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{NoModule: true})
+	err := s.Do("MODULE", "LOAD", vtest.ModulePath(t), "max-depth", "99").Error()
+	require.Error(t, err)
+	assert.Contains(t, s.Log(), "max-depth must be between 1 and 64")
+	err = s.Do("MODULE", "LOAD", vtest.ModulePath(t), "bogus", "1").Error()
+	require.Error(t, err)
+	assert.Contains(t, s.Log(), `unknown module argument "bogus"`)
+	s.MustDo("MODULE", "LOAD", vtest.ModulePath(t))
+	s.MustDo("IUNGO", "INFO")
+}
