@@ -1,8 +1,13 @@
 module github.com/valkey-iungo/valkey-iungo
 
-go 1.26.8
+go 1.25.0
 
-require github.com/yuin/gopher-lua v1.1.2
+require (
+	github.com/valkey-io/valkey-go v1.0.79
+	github.com/yuin/gopher-lua v1.1.2
+)
+
+require golang.org/x/sys v0.47.0 // indirect
 
 require (
 	github.com/stretchr/testify v1.12.1

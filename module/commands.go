@@ -41,15 +41,22 @@ func init() {
 	}
 }
 
-// Nouns returns the first words of the subcommands, for the server's
-// subcommand table.
-func Nouns() []string {
-	var out []string
+// Noun is the first word after IUNGO: the unit the server's subcommand
+// table, and so its ACL rules, know (iungo|trigger).
+type Noun struct {
+	Name   string
+	Writes bool // some subcommand under it changes the configuration
+}
+
+// Nouns returns the first words of the subcommands in table order.
+func Nouns() []Noun {
+	var out []Noun
 	for _, c := range commands {
-		noun, _, _ := strings.Cut(c.name, " ")
-		if len(out) == 0 || out[len(out)-1] != noun {
-			out = append(out, noun)
+		name, _, _ := strings.Cut(c.name, " ")
+		if len(out) == 0 || out[len(out)-1].Name != name {
+			out = append(out, Noun{Name: name})
 		}
+		out[len(out)-1].Writes = out[len(out)-1].Writes || c.write
 	}
 	return out
 }

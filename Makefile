@@ -1,0 +1,37 @@
+# Build, run and test valkey-iungo. `make run` and `make test` install what
+# is missing first (scripts/install-deps.sh).
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+
+.PHONY: all deps build run test unit lint clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+# A Go c-shared library is written 0644; valkey refuses a module file that is
+# not executable.
+build: deps
+	$(GO) build -buildmode=c-shared -o build/iungo.so ./cgo
+	@rm -f build/iungo.h
+	chmod +x build/iungo.so
+
+run: build
+	scripts/run.sh
+
+# The whole suite: unit tests and integration tests against real servers.
+test: build lint
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Unit tests only: no server, no cgo.
+unit:
+	CGO_ENABLED=0 $(GO) test -short ./router/ ./scripting/ ./module/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf build

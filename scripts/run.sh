@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Starts valkey-server on 127.0.0.1:6379 in the foreground with the module
+# and the example triggers of testdata/examples. Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=${PORT:-6379}
+dir=$(mktemp -d -t iungo-run.XXXXXX)
+cli=(valkey-cli -p "$port")
+
+if "${cli[@]}" ping >/dev/null 2>&1; then
+  echo "run: something already answers on port $port; stop it or use PORT=<port> make run" >&2
+  exit 1
+fi
+
+valkey-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" \
+  --crash-memcheck-enabled no \
+  --loadmodule "$PWD/build/iungo.so" &
+server=$!
+trap 'kill -INT $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+
+for _ in $(seq 100); do "${cli[@]}" ping >/dev/null 2>&1 && break; sleep 0.05; done
+"${cli[@]}" iungo script set order-points "$(cat testdata/examples/order-points.lua)" >/dev/null
+"${cli[@]}" iungo trigger set 'order:*' hset order-points >/dev/null
+"${cli[@]}" iungo script set session-cleanup "$(cat testdata/examples/session-cleanup.lua)" >/dev/null
+"${cli[@]}" iungo trigger set 'session:*' expired session-cleanup >/dev/null
+
+cat <<MSG
+
+valkey-server with iungo is running on 127.0.0.1:$port (Ctrl-C stops it).
+Try, in another terminal:
+
+  valkey-cli -p $port HSET order:1001 user u7 amount 120 status pending
+  valkey-cli -p $port HSET order:1001 status completed
+  valkey-cli -p $port GET points:u7                 # 120, credited once
+
+  valkey-cli -p $port SET session-data:42:score 10
+  valkey-cli -p $port SET session:42 alive PX 200
+  sleep 1; valkey-cli -p $port EXISTS session-data:42:score   # 0: cleaned up
+
+  valkey-cli -p $port IUNGO TRIGGER LIST
+
+MSG
+wait $server
