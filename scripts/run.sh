@@ -16,7 +16,7 @@ valkey-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" \
   --crash-memcheck-enabled no \
   --loadmodule "$PWD/build/iungo.so" &
 server=$!
-trap 'kill -INT $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
 
 for _ in $(seq 100); do "${cli[@]}" ping >/dev/null 2>&1 && break; sleep 0.05; done
 "${cli[@]}" iungo script set order-points "$(cat testdata/examples/order-points.lua)" >/dev/null
