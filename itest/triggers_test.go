@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -288,4 +289,33 @@ func TestBadModuleArgumentIntegration(t *testing.T) {
 	assert.Contains(t, s.Log(), `unknown module argument "bogus"`)
 	s.MustDo("MODULE", "LOAD", vtest.ModulePath(t))
 	s.MustDo("IUNGO", "INFO")
+}
+
+// Ensure a server without post-notification jobs (Redis 7.0, as Debian
+// bookworm ships it) refuses the module with a line that says what is needed.
+func TestRefusedOnRedisIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	bin, err := exec.LookPath("redis-server")
+	require.NoError(t, err, "redis-server is a test dependency (scripts/install-deps.sh)")
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "redis.log")
+	port, err := vtest.FreePort()
+	require.NoError(t, err)
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--logfile", logPath,
+		"--loadmodule", vtest.ModulePath(t))
+	done := make(chan error, 1)
+	require.NoError(t, cmd.Start())
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.Error(t, err, "the server must abort when its module refuses to load")
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("redis-server kept running with the module")
+	}
+	log, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "iungo requires Valkey 7.2 or later")
 }

@@ -101,7 +101,7 @@ func Start(tb testing.TB, opts Options) *Server {
 }
 
 func (s *Server) start(bin string) error {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,8 @@ func (s *Server) start(bin string) error {
 	return errors.New("no PONG within 15s")
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port nobody listens on now.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
