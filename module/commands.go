@@ -13,7 +13,7 @@ type command struct {
 	arity int    // exact argument count; -n means at least n
 	write bool   // changes the configuration: primary only, replicated
 	help  string
-	run   func(m *Module, w ReplyWriter, args []string) error
+	run   func(m *Module, ctx Ctx, args []string) error
 }
 
 // commands is the whole IUNGO command set; HELP and the README list it in
@@ -36,6 +36,8 @@ func init() {
 		{"event list", "", 0, false, "List the enabled event classes.", cmdEventList},
 		{"pause", "", 0, true, "Stop running every trigger.", cmdPause},
 		{"resume", "", 0, true, "Run triggers again after PAUSE.", cmdResume},
+		{"dump", "", 0, false, "Return the whole configuration as one snapshot (the format the RDB holds).", cmdDump},
+		{"restore", "<snapshot>", 1, true, "Replace the whole configuration with a snapshot from IUNGO DUMP, all or nothing.", cmdRestore},
 		{"info", "", 0, false, "Show the configuration version, counts and counters.", cmdInfo},
 		{"help", "", 0, false, "Show this help.", cmdHelp},
 	}
@@ -82,6 +84,14 @@ func (m *Module) Command(ctx Ctx, argv []string) {
 	}
 	if c.write {
 		ctx.Replicate()
+		switch f := ctx.Flags(); {
+		case f&FlagLoading != 0:
+			m.source = "aof"
+		case f&FlagReplicated != 0:
+			m.source = "replication"
+		default:
+			m.source = "commands"
+		}
 	}
 }
 
@@ -148,21 +158,21 @@ func ok(w ReplyWriter) error {
 	return nil
 }
 
-func cmdScriptSet(m *Module, w ReplyWriter, args []string) error {
+func cmdScriptSet(m *Module, w Ctx, args []string) error {
 	if err := m.SetScript(args[0], args[1]); err != nil {
 		return err
 	}
 	return ok(w)
 }
 
-func cmdScriptUnset(m *Module, w ReplyWriter, args []string) error {
+func cmdScriptUnset(m *Module, w Ctx, args []string) error {
 	if err := m.UnsetScript(args[0]); err != nil {
 		return err
 	}
 	return ok(w)
 }
 
-func cmdScriptGet(m *Module, w ReplyWriter, args []string) error {
+func cmdScriptGet(m *Module, w Ctx, args []string) error {
 	src, err := m.Script(args[0])
 	if err != nil {
 		return err
@@ -171,7 +181,7 @@ func cmdScriptGet(m *Module, w ReplyWriter, args []string) error {
 	return nil
 }
 
-func cmdScriptList(m *Module, w ReplyWriter, _ []string) error {
+func cmdScriptList(m *Module, w Ctx, _ []string) error {
 	users := map[string]int{}
 	for _, t := range m.triggers {
 		users[t.Script]++
@@ -190,35 +200,35 @@ func cmdScriptList(m *Module, w ReplyWriter, _ []string) error {
 	return nil
 }
 
-func cmdTriggerSet(m *Module, w ReplyWriter, args []string) error {
+func cmdTriggerSet(m *Module, w Ctx, args []string) error {
 	if _, err := m.SetTrigger(args[0], args[1], args[2]); err != nil {
 		return err
 	}
 	return ok(w)
 }
 
-func cmdTriggerUnset(m *Module, w ReplyWriter, args []string) error {
+func cmdTriggerUnset(m *Module, w Ctx, args []string) error {
 	if err := m.UnsetTrigger(args[0], args[1]); err != nil {
 		return err
 	}
 	return ok(w)
 }
 
-func cmdTriggerEnable(m *Module, w ReplyWriter, args []string) error {
+func cmdTriggerEnable(m *Module, w Ctx, args []string) error {
 	if err := m.EnableTrigger(args[0], args[1], true); err != nil {
 		return err
 	}
 	return ok(w)
 }
 
-func cmdTriggerDisable(m *Module, w ReplyWriter, args []string) error {
+func cmdTriggerDisable(m *Module, w Ctx, args []string) error {
 	if err := m.EnableTrigger(args[0], args[1], false); err != nil {
 		return err
 	}
 	return ok(w)
 }
 
-func cmdTriggerList(m *Module, w ReplyWriter, _ []string) error {
+func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 	ts := m.sortedTriggers()
 	w.ReplyArray(len(ts))
 	for _, t := range ts {
@@ -241,7 +251,7 @@ func cmdTriggerList(m *Module, w ReplyWriter, _ []string) error {
 	return nil
 }
 
-func cmdEventSet(m *Module, w ReplyWriter, args []string) error {
+func cmdEventSet(m *Module, w Ctx, args []string) error {
 	mask, err := ParseClasses(args)
 	if err != nil {
 		return err
@@ -250,7 +260,7 @@ func cmdEventSet(m *Module, w ReplyWriter, args []string) error {
 	return ok(w)
 }
 
-func cmdEventUnset(m *Module, w ReplyWriter, args []string) error {
+func cmdEventUnset(m *Module, w Ctx, args []string) error {
 	mask, err := ParseClasses(args)
 	if err != nil {
 		return err
@@ -259,7 +269,7 @@ func cmdEventUnset(m *Module, w ReplyWriter, args []string) error {
 	return ok(w)
 }
 
-func cmdEventList(m *Module, w ReplyWriter, _ []string) error {
+func cmdEventList(m *Module, w Ctx, _ []string) error {
 	names := ClassNames(m.classes)
 	w.ReplyArray(len(names))
 	for _, n := range names {
@@ -268,17 +278,17 @@ func cmdEventList(m *Module, w ReplyWriter, _ []string) error {
 	return nil
 }
 
-func cmdPause(m *Module, w ReplyWriter, _ []string) error {
+func cmdPause(m *Module, w Ctx, _ []string) error {
 	m.SetPaused(true)
 	return ok(w)
 }
 
-func cmdResume(m *Module, w ReplyWriter, _ []string) error {
+func cmdResume(m *Module, w Ctx, _ []string) error {
 	m.SetPaused(false)
 	return ok(w)
 }
 
-func cmdInfo(m *Module, w ReplyWriter, _ []string) error {
+func cmdInfo(m *Module, w Ctx, _ []string) error {
 	fields := m.Info()
 	w.ReplyMap(len(fields))
 	for _, f := range fields {
@@ -293,7 +303,28 @@ func cmdInfo(m *Module, w ReplyWriter, _ []string) error {
 	return nil
 }
 
-func cmdHelp(_ *Module, w ReplyWriter, _ []string) error {
+func cmdDump(m *Module, w Ctx, _ []string) error {
+	w.ReplyString(string(EncodeConfig(m.Config())))
+	return nil
+}
+
+func cmdRestore(m *Module, w Ctx, args []string) error {
+	c, err := DecodeConfig([]byte(args[0]))
+	if err != nil {
+		return errorf("bad snapshot: %v", err)
+	}
+	// Replayed from the AOF or sent by the primary, the snapshot's version
+	// is the truth; restored by hand, the version still only moves forward.
+	if w.Flags()&(FlagLoading|FlagReplicated) == 0 {
+		c.Version = max(c.Version, m.version+1)
+	}
+	if err := m.Replace(c, "restore"); err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func cmdHelp(_ *Module, w Ctx, _ []string) error {
 	w.ReplyArray(2*len(commands) + 1)
 	w.ReplyStatus("IUNGO <subcommand> [<arg> ...]. Subcommands are:")
 	for _, c := range commands {
@@ -326,6 +357,8 @@ func (m *Module) Info() []InfoField {
 	}
 	return []InfoField{
 		{"version", int64(m.version)},
+		{"config_source", m.source},
+		{"manifest", m.ManifestPath()},
 		{"scripts", int64(len(m.scripts))},
 		{"triggers", int64(len(m.triggers))},
 		{"triggers_enabled", int64(enabled)},

@@ -2,6 +2,7 @@ package module
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,14 +133,54 @@ type testModule struct {
 	ctx     *fakeCtx
 	logs    []string
 	filters []Class
+	store   *memStore
+}
+
+// memStore is the C store in Go: records by handle, framed in handle order.
+type memStore struct {
+	header  []byte
+	records map[uint64][]byte
+	next    uint64
+}
+
+func newMemStore() *memStore { return &memStore{records: map[uint64][]byte{}} }
+
+func (s *memStore) Put(h uint64, rec []byte) uint64 {
+	if h == 0 {
+		s.next++
+		h = s.next
+	}
+	s.records[h] = append([]byte(nil), rec...)
+	return h
+}
+
+func (s *memStore) Delete(h uint64)              { delete(s.records, h) }
+func (s *memStore) SetHeader(rec []byte, _ bool) { s.header = append([]byte(nil), rec...) }
+func (s *memStore) Clear()                       { clear(s.records) }
+
+// snapshot frames the store as the C side does for aux_save and DUMP.
+func (s *memStore) snapshot() []byte {
+	handles := make([]uint64, 0, len(s.records))
+	for h := range s.records {
+		handles = append(handles, h)
+	}
+	slices.Sort(handles)
+	recs := [][]byte{s.header}
+	for _, h := range handles {
+		recs = append(recs, s.records[h])
+	}
+	return FrameSnapshot(recs...)
 }
 
 func newTestModule(t *testing.T) *testModule {
 	t.Helper()
 	tm := &testModule{}
-	tm.Module = New(func(level LogLevel, msg string) {
-		tm.logs = append(tm.logs, string(level)+": "+msg)
-	}, func(c Class) { tm.filters = append(tm.filters, c) })
+	tm.store = newMemStore()
+	tm.Module = New(Hooks{
+		Log:    func(level LogLevel, msg string) { tm.logs = append(tm.logs, string(level)+": "+msg) },
+		Filter: func(c Class) { tm.filters = append(tm.filters, c) },
+		Store:  tm.store,
+	})
 	t.Cleanup(tm.Close)
 	tm.ctx = &fakeCtx{m: tm.Module, flags: FlagPrimary}
 	return tm

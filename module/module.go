@@ -85,6 +85,7 @@ type Trigger struct {
 
 	seq     uint64 // registration order
 	removed bool
+	handle  uint64 // in the Store
 }
 
 // ID identifies a trigger by pattern and normalised event list.
@@ -125,39 +126,70 @@ type Module struct {
 	depth   int        // depth of the job running now, 0 outside jobs
 	match   []*Trigger // routing buffer, reused
 
-	stats    Stats
-	log      func(LogLevel, string)
-	errLog   rateLimit
-	onFilter func(Class)
+	stats         Stats
+	source        string // what last changed the configuration
+	manifest      *Manifest
+	store         Store
+	scriptHandles map[string]uint64
+	log           func(LogLevel, string)
+	errLog        rateLimit
+	onFilter      func(Class)
 }
 
-// New returns a Module with the default options and event classes. log
-// receives the module's log lines; onFilter receives the classes the C shim
-// must pass on (0 when nothing can fire); either may be nil.
-func New(log func(LogLevel, string), onFilter func(Class)) *Module {
-	if log == nil {
-		log = func(LogLevel, string) {}
+// Hooks connect a Module to the server; any may be nil.
+type Hooks struct {
+	// Log receives the module's log lines.
+	Log func(LogLevel, string)
+	// Filter receives the classes the C shim must pass on (0 when nothing
+	// can fire).
+	Filter func(Class)
+	// Store keeps the configuration for saving in a forked child.
+	Store Store
+}
+
+// New returns a Module with the default options and event classes.
+func New(h Hooks) *Module {
+	if h.Log == nil {
+		h.Log = func(LogLevel, string) {}
 	}
-	if onFilter == nil {
-		onFilter = func(Class) {}
+	if h.Filter == nil {
+		h.Filter = func(Class) {}
+	}
+	if h.Store == nil {
+		h.Store = nopStore{}
 	}
 	m := &Module{
-		scripts:  map[string]*scripting.Script{},
-		triggers: map[string]*Trigger{},
-		index:    router.NewIndex[*Trigger](),
-		listen:   map[string]int{},
-		classes:  DefaultClasses,
-		log:      log,
-		onFilter: onFilter,
-		errLog:   rateLimit{perSecond: 10},
+		scripts:       map[string]*scripting.Script{},
+		triggers:      map[string]*Trigger{},
+		index:         router.NewIndex[*Trigger](),
+		listen:        map[string]int{},
+		classes:       DefaultClasses,
+		source:        "none",
+		store:         h.Store,
+		scriptHandles: map[string]uint64{},
+		log:           h.Log,
+		onFilter:      h.Filter,
+		errLog:        rateLimit{perSecond: 10},
 	}
 	m.host.m = m
 	m.engine = scripting.NewEngine(m.engineOptions())
 	for _, o := range NumericOptions {
 		o.set(m, o.Default)
 	}
+	m.storeHeader()
 	m.refreshFilter()
 	return m
+}
+
+type nopStore struct{}
+
+func (nopStore) Put(uint64, []byte) uint64 { return 0 }
+func (nopStore) Delete(uint64)             {}
+func (nopStore) SetHeader([]byte, bool)    {}
+func (nopStore) Clear()                    {}
+
+func (m *Module) storeHeader() {
+	m.store.SetHeader(headerRecord(m.version, m.classes, m.paused), m.classes == DefaultClasses && !m.paused)
 }
 
 // Close stops the script engine's watchdog.
@@ -177,8 +209,13 @@ func (m *Module) engineOptions() scripting.Options {
 // changed records a configuration change.
 func (m *Module) changed() {
 	m.version++
+	m.storeHeader()
 	m.refreshFilter()
 }
+
+// Source says what last changed the configuration: none, commands, aof,
+// replication, rdb, restore or manifest.
+func (m *Module) Source() string { return m.source }
 
 // refreshFilter tells the C shim which event classes can fire anything, so
 // that every other event stops there without a call into Go.
@@ -207,6 +244,7 @@ func (m *Module) SetScript(name, source string) error {
 		return &Error{Code: "ERR", Message: err.Error()}
 	}
 	m.scripts[name] = s
+	m.scriptHandles[name] = m.store.Put(m.scriptHandles[name], scriptRecord(name, source))
 	m.changed()
 	return nil
 }
@@ -226,6 +264,8 @@ func (m *Module) UnsetScript(name string) error {
 		return errorf("script %q is used by triggers [%s]; unset them or point them at another script first", name, joinQuoted(users))
 	}
 	delete(m.scripts, name)
+	m.store.Delete(m.scriptHandles[name])
+	delete(m.scriptHandles, name)
 	m.changed()
 	return nil
 }
@@ -251,6 +291,7 @@ func (m *Module) SetTrigger(pattern, events, script string) (bool, error) {
 	}
 	if t, ok := m.triggers[triggerID(pattern, evs)]; ok {
 		t.Script = script
+		t.handle = m.store.Put(t.handle, triggerRecord(t))
 		m.changed()
 		return false, nil
 	}
@@ -258,6 +299,7 @@ func (m *Module) SetTrigger(pattern, events, script string) (bool, error) {
 	t := &Trigger{Pattern: pattern, Events: evs, Script: script, Enabled: true, seq: m.nextSeq}
 	m.triggers[t.ID()] = t
 	m.activate(t)
+	t.handle = m.store.Put(0, triggerRecord(t))
 	m.changed()
 	return true, nil
 }
@@ -273,6 +315,7 @@ func (m *Module) UnsetTrigger(pattern, events string) error {
 	}
 	t.removed = true
 	delete(m.triggers, t.ID())
+	m.store.Delete(t.handle)
 	m.changed()
 	return nil
 }
@@ -290,6 +333,7 @@ func (m *Module) EnableTrigger(pattern, events string, on bool) error {
 		} else {
 			m.deactivate(t)
 		}
+		t.handle = m.store.Put(t.handle, triggerRecord(t))
 	}
 	m.changed()
 	return nil
@@ -310,21 +354,21 @@ func (m *Module) trigger(pattern, events string) (*Trigger, error) {
 // activate puts an enabled trigger where routing finds it.
 func (m *Module) activate(t *Trigger) {
 	m.index.Add(t.Pattern, t)
-	if t.Events == nil {
-		m.listenAll++
-	}
-	for _, ev := range t.Events {
-		m.listen[ev]++
-	}
+	m.listenTo(t, 1)
 }
 
 func (m *Module) deactivate(t *Trigger) {
 	m.index.Remove(t.Pattern, t)
+	m.listenTo(t, -1)
+}
+
+// listenTo counts (delta 1) or uncounts (-1) the events t listens to.
+func (m *Module) listenTo(t *Trigger, delta int) {
 	if t.Events == nil {
-		m.listenAll--
+		m.listenAll += delta
 	}
 	for _, ev := range t.Events {
-		if m.listen[ev]--; m.listen[ev] == 0 {
+		if m.listen[ev] += delta; m.listen[ev] == 0 {
 			delete(m.listen, ev)
 		}
 	}

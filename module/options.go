@@ -60,14 +60,20 @@ func (m *Module) SetNumericOption(i int, v int64) error {
 }
 
 // ApplyArgs applies module arguments given as name value pairs, as in
-// "loadmodule iungo.so max-depth 8 script-timeout-ms 50". Names may carry the
-// "iungo." prefix.
+// "loadmodule iungo.so max-depth 8 config /etc/valkey/iungo.manifest". Names
+// may carry the "iungo." prefix. "config" loads and applies a manifest.
 func (m *Module) ApplyArgs(args []string) error {
 	if len(args)%2 != 0 {
 		return errorf("module arguments come in name value pairs; got %d words", len(args))
 	}
 	for i := 0; i < len(args); i += 2 {
 		name := strings.TrimPrefix(strings.ToLower(args[i]), "iungo.")
+		if name == "config" {
+			if err := m.UseManifest(args[i+1]); err != nil {
+				return err
+			}
+			continue
+		}
 		idx := -1
 		for j, o := range NumericOptions {
 			if o.Name == name {
@@ -75,7 +81,7 @@ func (m *Module) ApplyArgs(args []string) error {
 			}
 		}
 		if idx < 0 {
-			return errorf("unknown module argument %q; known: %s", args[i], optionNames())
+			return errorf("unknown module argument %q; known: config, %s", args[i], optionNames())
 		}
 		v, err := strconv.ParseInt(args[i+1], 10, 64)
 		if err != nil {
