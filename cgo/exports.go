@@ -143,3 +143,73 @@ func readArgs(argv **C.ValkeyModuleString, argc C.int, from int) []string {
 	}
 	return args
 }
+
+//export goAuxLoad
+func goAuxLoad(buf *C.char, n C.size_t) (ok C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("RDB load", r)
+			ok = 0
+		}
+	}()
+	snap := C.GoBytes(unsafe.Pointer(buf), C.int(n))
+	cfg, err := module.DecodeConfig(snap)
+	if err == nil {
+		err = mod.Replace(cfg, "rdb")
+	}
+	if err != nil {
+		logLine(module.LogWarning, "iungo: cannot load the iungo configuration from the RDB: "+
+			strings.TrimPrefix(err.Error(), "ERR ")+"; nothing was applied.")
+		return 0
+	}
+	return 1
+}
+
+//export goLoadingStarted
+func goLoadingStarted() {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("loading", r)
+		}
+	}()
+	if mod != nil {
+		mod.Reset()
+	}
+}
+
+//export goForkBorn
+func goForkBorn(ctx *C.ValkeyModuleCtx) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("fork", r)
+		}
+	}()
+	// An AOF rewrite drops the IUNGO commands of the old AOF, and without
+	// the RDB preamble its base holds no aux data: start the new AOF part
+	// with the whole configuration.
+	if mod == nil || C.iungo_aof_rewrite_in_progress(ctx) == 0 {
+		return
+	}
+	snap := module.EncodeConfig(mod.Config())
+	C.iungo_replicate_restore(ctx, bytesPtr(snap), C.size_t(len(snap)), 1)
+}
+
+//export goManifestTimer
+func goManifestTimer(ctx *C.ValkeyModuleCtx) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("manifest", r)
+		}
+	}()
+	changed, err := mod.ApplyManifest()
+	if err != nil {
+		logLine(module.LogWarning, "iungo: manifest not applied after the data load: "+err.Error())
+		return
+	}
+	if changed {
+		// Replicas and the AOF learn the result as one RESTORE.
+		snap := module.EncodeConfig(mod.Config())
+		C.iungo_replicate_restore(ctx, bytesPtr(snap), C.size_t(len(snap)), 0)
+		logLine(module.LogNotice, "iungo: applied the manifest "+mod.ManifestPath()+" over the loaded data")
+	}
+}

@@ -51,7 +51,14 @@ func cstr(s string) *C.char {
 // load builds the module during OnLoad: subcommands, configs, module
 // arguments, INFO and the keyspace subscription.
 func load(ctx *C.ValkeyModuleCtx, args []string) error {
-	m := module.New(logLine, func(c module.Class) { C.iungo_set_filter(C.int(c)) })
+	if C.iungo_register_persistence(ctx) == 0 {
+		return fmt.Errorf("cannot register the iungo-cfg aux data type or the server events")
+	}
+	m := module.New(module.Hooks{
+		Log:    logLine,
+		Filter: func(c module.Class) { C.iungo_set_filter(C.int(c)) },
+		Store:  cstore{},
+	})
 	for _, noun := range module.Nouns() {
 		flags := "deny-script"
 		if noun.Writes {
@@ -80,6 +87,11 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	if err := m.ApplyArgs(args); err != nil {
 		return err
 	}
+	if m.ManifestPath() != "" {
+		// The manifest wins over what the data load restores: apply it
+		// again once the startup load is over.
+		C.iungo_after_startup(ctx)
+	}
 	if C.iungo_register_info(ctx) == 0 {
 		return fmt.Errorf("cannot register the INFO section")
 	}
@@ -87,4 +99,31 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	v := int(C.iungo_server_version())
 	logLine(module.LogNotice, fmt.Sprintf("iungo %s loaded on Valkey %d.%d.%d", Version, v>>16&0xff, v>>8&0xff, v&0xff))
 	return nil
+}
+
+// cstore is module.Store over the C record list that aux_save2 frames.
+type cstore struct{}
+
+func (cstore) Put(h uint64, rec []byte) uint64 {
+	return uint64(C.iungo_store_put(C.uint64_t(h), bytesPtr(rec), C.size_t(len(rec))))
+}
+
+func (cstore) Delete(h uint64) { C.iungo_store_delete(C.uint64_t(h)) }
+
+func (cstore) SetHeader(rec []byte, isDefault bool) {
+	d := C.int(0)
+	if isDefault {
+		d = 1
+	}
+	C.iungo_store_set_header(bytesPtr(rec), C.size_t(len(rec)), d)
+}
+
+func (cstore) Clear() { C.iungo_store_clear() }
+
+// bytesPtr points C at a byte slice for the duration of one call.
+func bytesPtr(b []byte) *C.char {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(&b[0]))
 }

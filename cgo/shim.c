@@ -23,8 +23,44 @@
 
 #define VALKEYMODULE_CONFIG_DEFAULT 0
 
+#define VALKEYMODULE_TYPE_METHOD_VERSION 5
+#define VALKEYMODULE_AUX_BEFORE_RDB (1 << 0)
+#define VALKEYMODULE_OPTIONS_HANDLE_IO_ERRORS (1 << 0)
+#define VALKEYMODULE_EVENT_LOADING 3
+#define VALKEYMODULE_EVENT_FORK_CHILD 13
+#define VALKEYMODULE_SUBEVENT_LOADING_RDB_START 0
+#define VALKEYMODULE_SUBEVENT_LOADING_AOF_START 1
+#define VALKEYMODULE_SUBEVENT_LOADING_REPL_START 2
+#define VALKEYMODULE_SUBEVENT_FORK_CHILD_BORN 0
+
 typedef struct ValkeyModuleCallReply ValkeyModuleCallReply;
 typedef struct ValkeyModuleCommand ValkeyModuleCommand;
+typedef struct ValkeyModuleIO ValkeyModuleIO;
+typedef struct ValkeyModuleType ValkeyModuleType;
+typedef struct ValkeyModuleServerInfoData ValkeyModuleServerInfoData;
+typedef uint64_t ValkeyModuleTimerID;
+
+typedef struct {
+    uint64_t id;
+    uint64_t dataver;
+} ValkeyModuleEvent;
+
+typedef void (*ValkeyModuleEventCallback)(ValkeyModuleCtx *ctx, ValkeyModuleEvent eid, uint64_t subevent, void *data);
+typedef void (*ValkeyModuleTimerProc)(ValkeyModuleCtx *ctx, void *data);
+typedef int (*ValkeyModuleTypeAuxLoadFunc)(ValkeyModuleIO *rdb, int encver, int when);
+typedef void (*ValkeyModuleTypeAuxSaveFunc)(ValkeyModuleIO *rdb, int when);
+
+/* The type methods layout of API version 5; unused entries stay NULL. */
+typedef struct {
+    uint64_t version;
+    void *rdb_load, *rdb_save, *aof_rewrite, *mem_usage, *digest, *free;
+    ValkeyModuleTypeAuxLoadFunc aux_load;
+    ValkeyModuleTypeAuxSaveFunc aux_save;
+    int aux_save_triggers;
+    void *free_effort, *unlink, *copy, *defrag;
+    void *mem_usage2, *free_effort2, *unlink2, *copy2;
+    ValkeyModuleTypeAuxSaveFunc aux_save2;
+} ValkeyModuleTypeMethods;
 
 typedef int (*ValkeyModuleCmdFunc)(ValkeyModuleCtx *ctx, ValkeyModuleString **argv, int argc);
 typedef int (*ValkeyModuleNotificationFunc)(ValkeyModuleCtx *ctx, int type, const char *event,
@@ -77,6 +113,18 @@ static int (*InfoAddFieldLongLong)(ValkeyModuleInfoCtx *, const char *, long lon
 static int (*InfoAddFieldCString)(ValkeyModuleInfoCtx *, const char *, const char *);
 static int (*GetServerVersion)(void);
 static ValkeyModuleCtx *(*GetDetachedThreadSafeContext)(ValkeyModuleCtx *);
+static ValkeyModuleType *(*CreateDataType)(ValkeyModuleCtx *, const char *, int, ValkeyModuleTypeMethods *);
+static void (*SaveStringBuffer)(ValkeyModuleIO *, const char *, size_t);
+static char *(*LoadStringBuffer)(ValkeyModuleIO *, size_t *);
+static int (*IsIOError)(ValkeyModuleIO *);
+static void (*Free)(void *);
+static void (*SetModuleOptions)(ValkeyModuleCtx *, int);
+static int (*SubscribeToServerEvent)(ValkeyModuleCtx *, ValkeyModuleEvent, ValkeyModuleEventCallback);
+static ValkeyModuleServerInfoData *(*GetServerInfo)(ValkeyModuleCtx *, const char *);
+static long long (*ServerInfoGetFieldSigned)(ValkeyModuleServerInfoData *, const char *, int *);
+static void (*FreeServerInfo)(ValkeyModuleCtx *, ValkeyModuleServerInfoData *);
+static ValkeyModuleTimerID (*CreateTimer)(ValkeyModuleCtx *, long long, ValkeyModuleTimerProc, void *);
+static int (*Replicate)(ValkeyModuleCtx *, const char *, const char *, ...);
 
 #define IUNGO_MODULE_NAME "iungo"
 #define IUNGO_MODULE_VERSION 100 /* 0.1.0 */
@@ -155,6 +203,18 @@ static int init(ValkeyModuleCtx *ctx) {
     REQUIRE(InfoAddFieldCString);
     REQUIRE(GetServerVersion);
     REQUIRE(GetDetachedThreadSafeContext);
+    REQUIRE(CreateDataType);
+    REQUIRE(SaveStringBuffer);
+    REQUIRE(LoadStringBuffer);
+    REQUIRE(IsIOError);
+    REQUIRE(Free);
+    REQUIRE(SetModuleOptions);
+    REQUIRE(SubscribeToServerEvent);
+    REQUIRE(GetServerInfo);
+    REQUIRE(ServerInfoGetFieldSigned);
+    REQUIRE(FreeServerInfo);
+    REQUIRE(CreateTimer);
+    REQUIRE(Replicate);
     return VALKEYMODULE_OK;
 fail:
     Log(ctx, "warning",
@@ -477,4 +537,188 @@ void iungo_info_string(ValkeyModuleInfoCtx *ctx, const char *name, size_t namele
 
 int iungo_server_version(void) {
     return GetServerVersion();
+}
+
+/* ---- Persistence ---- */
+
+/* The configuration as a list of encoded records (see snapshot.go), kept in
+ * C so that aux_save2 can frame it in a forked child: Go code must not run
+ * there, since only the forking thread survives a fork. */
+#define RECORD_MAGIC 0x69756e67u
+
+typedef struct record {
+    uint32_t magic;
+    struct record *prev, *next;
+    size_t len;
+    char data[];
+} record;
+
+static record *store_head, *store_tail;
+static char *store_header;
+static size_t store_header_len;
+static int store_header_default = 1;
+
+static void store_unlink(record *r) {
+    if (r->prev) r->prev->next = r->next; else store_head = r->next;
+    if (r->next) r->next->prev = r->prev; else store_tail = r->prev;
+}
+
+uint64_t iungo_store_put(uint64_t handle, const char *rec, size_t len) {
+    record *r = malloc(sizeof(record) + len);
+    if (!r) return handle;
+    r->magic = RECORD_MAGIC;
+    r->len = len;
+    memcpy(r->data, rec, len);
+    record *old = (record *)(uintptr_t)handle;
+    if (old && old->magic == RECORD_MAGIC) {
+        /* Replace in place: a trigger keeps its registration order. */
+        r->prev = old->prev;
+        r->next = old->next;
+        if (r->prev) r->prev->next = r; else store_head = r;
+        if (r->next) r->next->prev = r; else store_tail = r;
+        old->magic = 0;
+        free(old);
+    } else {
+        r->prev = store_tail;
+        r->next = NULL;
+        if (store_tail) store_tail->next = r; else store_head = r;
+        store_tail = r;
+    }
+    return (uint64_t)(uintptr_t)r;
+}
+
+void iungo_store_delete(uint64_t handle) {
+    record *r = (record *)(uintptr_t)handle;
+    if (!r || r->magic != RECORD_MAGIC) return;
+    store_unlink(r);
+    r->magic = 0;
+    free(r);
+}
+
+void iungo_store_set_header(const char *rec, size_t len, int is_default) {
+    char *h = malloc(len ? len : 1);
+    if (!h) return;
+    memcpy(h, rec, len);
+    free(store_header);
+    store_header = h;
+    store_header_len = len;
+    store_header_default = is_default;
+}
+
+void iungo_store_clear(void) {
+    while (store_head) iungo_store_delete((uint64_t)(uintptr_t)store_head);
+}
+
+/* CRC-32 (IEEE), as Go's hash/crc32.ChecksumIEEE. */
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+static uint32_t crc32_ieee(const char *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) c = crc_table[(c ^ (uint8_t)p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+#define SNAPSHOT_MAGIC "IUNGOCF1"
+#define SNAPSHOT_ENCVER 1
+
+/* aux_save2 writes nothing for a default configuration, so that such an RDB
+ * loads without the module; loading resets the configuration first. */
+static void aux_save(ValkeyModuleIO *io, int when) {
+    (void)when;
+    if (!store_head && store_header_default) return;
+    size_t total = sizeof(SNAPSHOT_MAGIC) - 1 + store_header_len + 4;
+    for (record *r = store_head; r; r = r->next) total += r->len;
+    char *buf = malloc(total), *p = buf;
+    if (!buf) {
+        Log(log_ctx, "warning", "iungo: out of memory saving the configuration; saving an empty one");
+        return;
+    }
+    memcpy(p, SNAPSHOT_MAGIC, sizeof(SNAPSHOT_MAGIC) - 1);
+    p += sizeof(SNAPSHOT_MAGIC) - 1;
+    memcpy(p, store_header, store_header_len);
+    p += store_header_len;
+    for (record *r = store_head; r; r = r->next) {
+        memcpy(p, r->data, r->len);
+        p += r->len;
+    }
+    uint32_t sum = crc32_ieee(buf, (size_t)(p - buf));
+    for (int i = 0; i < 4; i++) *p++ = (char)(sum >> (8 * i)); /* little endian */
+    SaveStringBuffer(io, buf, total);
+    free(buf);
+}
+
+static int aux_load(ValkeyModuleIO *io, int encver, int when) {
+    (void)when;
+    if (encver > SNAPSHOT_ENCVER) {
+        Log(log_ctx, "warning",
+            "iungo: the RDB holds an iungo configuration of encoding %d; this iungo reads up to %d. Upgrade iungo.",
+            encver, SNAPSHOT_ENCVER);
+        return VALKEYMODULE_ERR;
+    }
+    size_t len = 0;
+    char *buf = LoadStringBuffer(io, &len);
+    if (IsIOError(io) || !buf) {
+        Log(log_ctx, "warning", "iungo: the iungo configuration in the RDB is truncated; nothing was applied.");
+        if (buf) Free(buf);
+        return VALKEYMODULE_ERR;
+    }
+    int ok = goAuxLoad(buf, len);
+    Free(buf);
+    return ok ? VALKEYMODULE_OK : VALKEYMODULE_ERR;
+}
+
+static void on_loading(ValkeyModuleCtx *ctx, ValkeyModuleEvent eid, uint64_t subevent, void *data) {
+    (void)ctx, (void)eid, (void)data;
+    if (subevent == VALKEYMODULE_SUBEVENT_LOADING_RDB_START || subevent == VALKEYMODULE_SUBEVENT_LOADING_AOF_START ||
+        subevent == VALKEYMODULE_SUBEVENT_LOADING_REPL_START)
+        goLoadingStarted();
+}
+
+static void on_fork(ValkeyModuleCtx *ctx, ValkeyModuleEvent eid, uint64_t subevent, void *data) {
+    (void)eid, (void)data;
+    if (subevent == VALKEYMODULE_SUBEVENT_FORK_CHILD_BORN) goForkBorn(ctx);
+}
+
+int iungo_aof_rewrite_in_progress(ValkeyModuleCtx *ctx) {
+    ValkeyModuleServerInfoData *info = GetServerInfo(ctx, "persistence");
+    if (!info) return 0;
+    int err = 0;
+    long long v = ServerInfoGetFieldSigned(info, "aof_rewrite_in_progress", &err);
+    FreeServerInfo(ctx, info);
+    return !err && v == 1;
+}
+
+void iungo_replicate_restore(ValkeyModuleCtx *ctx, const char *snap, size_t len, int aof_only) {
+    Replicate(ctx, "iungo", aof_only ? "cbR" : "cb", "restore", snap, len);
+}
+
+int iungo_register_persistence(ValkeyModuleCtx *ctx) {
+    crc_init();
+    SetModuleOptions(ctx, VALKEYMODULE_OPTIONS_HANDLE_IO_ERRORS);
+    ValkeyModuleTypeMethods tm = {0};
+    tm.version = VALKEYMODULE_TYPE_METHOD_VERSION;
+    tm.aux_load = aux_load;
+    tm.aux_save2 = aux_save;
+    tm.aux_save_triggers = VALKEYMODULE_AUX_BEFORE_RDB;
+    if (!CreateDataType(ctx, "iungo-cfg", SNAPSHOT_ENCVER, &tm)) return 0;
+    ValkeyModuleEvent loading = {VALKEYMODULE_EVENT_LOADING, 1}, fork = {VALKEYMODULE_EVENT_FORK_CHILD, 1};
+    return SubscribeToServerEvent(ctx, loading, on_loading) == VALKEYMODULE_OK &&
+           SubscribeToServerEvent(ctx, fork, on_fork) == VALKEYMODULE_OK;
+}
+
+static void after_startup(ValkeyModuleCtx *ctx, void *data) {
+    (void)data;
+    goManifestTimer(ctx);
+}
+
+void iungo_after_startup(ValkeyModuleCtx *ctx) {
+    CreateTimer(ctx, 1, after_startup, NULL);
 }

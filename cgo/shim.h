@@ -58,4 +58,23 @@ void iungo_info_string(ValkeyModuleInfoCtx *ctx, const char *name, size_t namele
 /* The server's version as 0x00MMmmpp. */
 int iungo_server_version(void);
 
+/* Persistence, during OnLoad: the aux data type that carries the
+ * configuration in RDB files, and the server events around loading and
+ * forking. */
+int iungo_register_persistence(ValkeyModuleCtx *ctx);
+/* Runs goManifestTimer once the event loop runs, after the startup load. */
+void iungo_after_startup(ValkeyModuleCtx *ctx);
+
+/* The configuration as records, framed by aux_save2 in the forked child
+ * where Go must not run. Handles are opaque to Go; 0 means "new". */
+uint64_t iungo_store_put(uint64_t handle, const char *rec, size_t len);
+void iungo_store_delete(uint64_t handle);
+void iungo_store_set_header(const char *rec, size_t len, int is_default);
+void iungo_store_clear(void);
+
+/* Propagates IUNGO RESTORE <snapshot>: to the AOF only when aof_only. */
+void iungo_replicate_restore(ValkeyModuleCtx *ctx, const char *snap, size_t len, int aof_only);
+/* Whether an AOF rewrite child is running (INFO persistence). */
+int iungo_aof_rewrite_in_progress(ValkeyModuleCtx *ctx);
+
 #endif
