@@ -228,8 +228,9 @@ func TestModuleUnloadIntegration(t *testing.T) {
 	s.MustDo("IUNGO", "TRIGGER", "SET", "k", "set", "count")
 	err := s.Do("MODULE", "UNLOAD", "iungo").Error()
 	require.Error(t, err)
+	// The iungo-cfg data type makes the server refuse before OnUnload,
+	// which refuses too (a Go runtime cannot leave the process).
 	assert.Contains(t, err.Error(), "Error unloading module")
-	assert.Contains(t, s.Log(), "iungo cannot be unloaded")
 	s.MustDo("SET", "k", "v")
 	assert.Equal(t, "1", str(t, s, "GET", "n"))
 }

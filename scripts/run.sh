@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts valkey-server on 127.0.0.1:6379 in the foreground with the module
-# and the example triggers of testdata/examples. Ctrl-C stops it.
+# and the example triggers of testdata/examples/iungo.manifest. Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${PORT:-6379}
@@ -14,15 +14,11 @@ fi
 
 valkey-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" \
   --crash-memcheck-enabled no \
-  --loadmodule "$PWD/build/iungo.so" &
+  --loadmodule "$PWD/build/iungo.so" config "$PWD/testdata/examples/iungo.manifest" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
 
 for _ in $(seq 100); do "${cli[@]}" ping >/dev/null 2>&1 && break; sleep 0.05; done
-"${cli[@]}" iungo script set order-points "$(cat testdata/examples/order-points.lua)" >/dev/null
-"${cli[@]}" iungo trigger set 'order:*' hset order-points >/dev/null
-"${cli[@]}" iungo script set session-cleanup "$(cat testdata/examples/session-cleanup.lua)" >/dev/null
-"${cli[@]}" iungo trigger set 'session:*' expired session-cleanup >/dev/null
 
 cat <<MSG
 

@@ -91,6 +91,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
+		s.Port = 0 // a new port each attempt, in case another process took it
 		if lastErr = s.start(bin); lastErr == nil {
 			tb.Cleanup(s.Stop)
 			return s
@@ -100,12 +101,17 @@ func Start(tb testing.TB, opts Options) *Server {
 	return nil
 }
 
+// start starts the process on s.Port, or on a free port when it is 0, so that
+// a restarted server keeps its address.
 func (s *Server) start(bin string) error {
-	port, err := FreePort()
-	if err != nil {
-		return err
+	if s.Port == 0 {
+		port, err := FreePort()
+		if err != nil {
+			return err
+		}
+		s.Port = port
 	}
-	s.Port = port
+	port := s.Port
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.LogPath = filepath.Join(s.Dir, "valkey.log")
 	conf := []string{
@@ -140,7 +146,7 @@ func (s *Server) start(bin string) error {
 		select {
 		case err := <-s.done:
 			s.done <- err
-			return fmt.Errorf("exited during start: %v", err)
+			return fmt.Errorf("exited during start: %w", err)
 		default:
 		}
 		if c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{s.Addr}, DisableCache: true}); err == nil {
@@ -206,10 +212,43 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	bin, _ := exec.LookPath("valkey-server")
-	if err := s.start(bin); err != nil {
-		s.t.Fatalf("vtest: restart failed: %v\n%s", err, s.LogTail(40))
+	s.StartAgain()
+}
+
+// Shutdown sends SHUTDOWN with args (e.g. SAVE, NOSAVE) and waits for the
+// process to end.
+func (s *Server) Shutdown(args ...string) {
+	s.t.Helper()
+	_ = s.Do(append([]string{"SHUTDOWN"}, args...)...).Error() // the connection closes
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		s.t.Fatalf("vtest: SHUTDOWN %v did not end the server\n%s", args, s.LogTail(20))
 	}
+	s.Client.Close()
+	s.Client, s.cmd = nil, nil
+}
+
+// StartAgain starts a stopped server in the same directory.
+func (s *Server) StartAgain() {
+	s.t.Helper()
+	if err := s.TryStart(); err != nil {
+		s.t.Fatalf("vtest: start failed: %v\n%s", err, s.LogTail(40))
+	}
+}
+
+// TryStart starts a stopped server in the same directory and returns why it
+// did not come up, with the process already gone in that case.
+func (s *Server) TryStart() error {
+	bin, err := exec.LookPath("valkey-server")
+	if err != nil {
+		return err
+	}
+	if err := s.start(bin); err != nil {
+		s.cmd = nil
+		return err
+	}
+	return nil
 }
 
 // LogTail returns the last n lines of the server log.
