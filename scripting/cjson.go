@@ -19,10 +19,10 @@ import (
 // order: neither is promised to clients.
 const cjsonMaxDepth = 1000
 
-func newCJSONLib(L *lua.LState, sb *sandbox) *lua.LTable {
+func newCJSONLib(L *lua.LState, sb *sandbox, limit func() int64) *lua.LTable {
 	null := L.NewUserData()
 	null.Metatable = sb.protectedMeta(lua.LNil)
-	c := &cjson{null: null}
+	c := &cjson{null: null, limit: limit}
 	t := L.NewTable()
 	t.RawSetString("encode", L.NewFunction(c.encode))
 	t.RawSetString("decode", L.NewFunction(c.decode))
@@ -31,7 +31,8 @@ func newCJSONLib(L *lua.LState, sb *sandbox) *lua.LTable {
 }
 
 type cjson struct {
-	null *lua.LUserData
+	null  *lua.LUserData
+	limit func() int64
 }
 
 func (c *cjson) encode(L *lua.LState) int {
@@ -47,8 +48,8 @@ func (c *cjson) encode(L *lua.LState) int {
 }
 
 func (c *cjson) appendValue(b *strings.Builder, v lua.LValue, depth int) string {
-	if b.Len() > MaxStringBytes {
-		return fmt.Sprintf("Cannot serialise: result is over the %d-byte limit", MaxStringBytes)
+	if max := c.limit(); int64(b.Len()) > max {
+		return fmt.Sprintf("Cannot serialise: result is over the %d-byte limit (iungo.script-memory-mb)", max)
 	}
 	switch v := v.(type) {
 	case lua.LString:

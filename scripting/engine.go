@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +99,9 @@ const (
 type Options struct {
 	// Timeout stops a run that takes longer; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// MemoryLimit stops a run whose Go heap grew by more bytes, and caps
+	// what one builtin call may build; 0 means DefaultMemoryLimit.
+	MemoryLimit int64
 	// MaxCallDepth bounds nested Lua calls (recursion); 0 means DefaultMaxCallDepth.
 	MaxCallDepth int
 	// Logf receives the engine's own problems (never a script's); may be nil.
@@ -106,11 +111,16 @@ type Options struct {
 // Defaults for Options.
 const (
 	DefaultTimeout      = 100 * time.Millisecond
+	DefaultMemoryLimit  = 64 << 20
 	DefaultMaxCallDepth = 200
 )
 
-// ErrTimeout means a run was stopped by the watchdog.
-var ErrTimeout = errors.New("script timed out")
+// ErrTimeout means a run was stopped for taking too long, ErrMemory for
+// growing the heap past the limit.
+var (
+	ErrTimeout = errors.New("script timed out")
+	ErrMemory  = errors.New("script used too much memory")
+)
 
 // RunError is a failed run: the message the script raised or returned as
 // {err=...}, or the reason the engine stopped it.
@@ -154,9 +164,12 @@ func (e *Engine) SetOptions(opts Options) {
 	if opts.MaxCallDepth <= 0 {
 		opts.MaxCallDepth = DefaultMaxCallDepth
 	}
+	if opts.MemoryLimit <= 0 {
+		opts.MemoryLimit = DefaultMemoryLimit
+	}
 	depthChanged := e.opts.MaxCallDepth != opts.MaxCallDepth
 	e.opts = opts
-	e.wd.setTimeout(opts.Timeout)
+	e.wd.setLimits(opts.Timeout, opts.MemoryLimit)
 	if depthChanged && e.L != nil {
 		e.reset()
 	}
@@ -164,7 +177,7 @@ func (e *Engine) SetOptions(opts Options) {
 
 // Close stops the watchdog. The Engine must not be used afterwards.
 func (e *Engine) Close() {
-	e.wd.stop()
+	e.wd.close()
 	if e.L != nil {
 		e.L.Close()
 	}
@@ -212,15 +225,22 @@ func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
 	fn.Env = env
 	e.wd.begin(L)
 	callErr := L.CallByParam(lua.P{Fn: fn, NRet: 1, Protect: true})
-	timedOut := e.wd.end()
+	stopped := e.wd.end()
 	var ret lua.LValue = lua.LNil
 	if callErr == nil {
 		ret = L.Get(-1)
 	}
 	L.SetTop(0)
 	switch {
-	case timedOut:
+	case stopped == ErrTimeout:
 		return &RunError{Script: s.Name, Message: fmt.Sprintf("timed out after %v", e.opts.Timeout), cause: ErrTimeout}
+	case stopped == ErrMemory:
+		// Give the memory back before the next client runs.
+		go func() {
+			defer func() { _ = recover() }()
+			runtime.GC()
+		}()
+		return &RunError{Script: s.Name, Message: fmt.Sprintf("used more than %d MB of memory", e.opts.MemoryLimit>>20), cause: ErrMemory}
 	case callErr != nil:
 		return &RunError{Script: s.Name, Message: errorMessage(callErr)}
 	}
@@ -249,71 +269,128 @@ func errorMessage(err error) string {
 	return api.Error()
 }
 
-// watchdog cancels the Lua state's context when a run outlives the timeout.
-// A run costs two uncontended lock/unlock pairs, not a context or timer.
+// watchdog cancels the Lua state's context when a run outlives the timeout
+// or grows the Go heap past the memory limit. A run costs two uncontended
+// lock/unlock pairs and a clock read, not a context, timer or metrics read.
+//
+// It wakes every idleTick; once it sees the same run at two ticks it wakes
+// every busyTick until that run ends. It reads the heap at every tick: a run
+// first seen at a tick started after the previous one, so the heap read
+// then is the run's baseline and all it allocated counts.
 type watchdog struct {
-	mu      sync.Mutex
-	timeout time.Duration
-	running bool
-	started time.Time
-	ctx     context.Context
-	cancel  context.CancelFunc
-	fired   bool
-	done    chan struct{}
-	logf    func(string, ...any)
+	mu       sync.Mutex
+	timeout  time.Duration
+	memLimit int64
+	running  bool
+	run      uint64 // counts runs; identifies the current one
+	started  time.Time
+	ctx      context.Context
+	cancel   context.CancelFunc
+	stopped  error // why the current run was stopped, or nil
+	done     chan struct{}
+	logf     func(string, ...any)
+
+	// Owned by the loop.
+	seenRun   uint64 // the run seen at the previous tick, 0 if none
+	baseline  uint64 // heap bytes before seenRun started
+	lastHeap  uint64
+	confirmed bool // a GC already confirmed the growth of seenRun
+	heap      []metrics.Sample
 }
+
+const (
+	idleTick = 10 * time.Millisecond
+	busyTick = time.Millisecond
+)
 
 func newWatchdog(logf func(string, ...any)) *watchdog {
-	return &watchdog{done: make(chan struct{}), logf: logf}
+	return &watchdog{
+		done: make(chan struct{}),
+		logf: logf,
+		heap: []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}},
+	}
 }
 
-func (w *watchdog) setTimeout(d time.Duration) {
+func (w *watchdog) setLimits(timeout time.Duration, memLimit int64) {
 	w.mu.Lock()
-	w.timeout = d
+	w.timeout, w.memLimit = timeout, memLimit
 	w.mu.Unlock()
 }
 
 // begin arms the watchdog, giving L a fresh context if the last one fired.
 func (w *watchdog) begin(L *lua.LState) {
 	w.mu.Lock()
-	if w.ctx == nil || w.fired {
+	if w.ctx == nil || w.stopped != nil {
 		if w.cancel != nil {
 			w.cancel()
 		}
 		w.ctx, w.cancel = context.WithCancel(context.Background())
-		w.fired = false
+		w.stopped = nil
 		L.SetContext(w.ctx)
 	}
 	w.running = true
+	w.run++
 	w.started = time.Now()
 	w.mu.Unlock()
 }
 
-// end disarms the watchdog and reports whether it stopped the run.
-func (w *watchdog) end() bool {
+// end disarms the watchdog and returns why it stopped the run, or nil.
+func (w *watchdog) end() error {
 	w.mu.Lock()
 	w.running = false
-	fired := w.fired
+	stopped := w.stopped
 	w.mu.Unlock()
-	return fired
+	return stopped
 }
 
-func (w *watchdog) check() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.running && !w.fired && time.Since(w.started) >= w.timeout {
-		w.fired = true
-		w.cancel()
+func (w *watchdog) readHeap() uint64 {
+	metrics.Read(w.heap)
+	if w.heap[0].Value.Kind() != metrics.KindUint64 {
+		return 0
 	}
+	return w.heap[0].Value.Uint64()
 }
 
-// tick is how often the watchdog looks: a stopped run ends within 1.125
-// timeouts.
-func (w *watchdog) tick() time.Duration {
+// check looks at the run in progress and returns how long to sleep.
+func (w *watchdog) check() time.Duration {
+	heap := w.readHeap()
 	w.mu.Lock()
-	d := w.timeout / 8
+	run, running, elapsed, limit := w.run, w.running && w.stopped == nil, time.Since(w.started), w.memLimit
+	if running && elapsed >= w.timeout {
+		w.stop(ErrTimeout)
+		running = false
+	}
 	w.mu.Unlock()
-	return min(max(d, time.Millisecond), 50*time.Millisecond)
+	if !running {
+		w.seenRun, w.lastHeap = 0, heap
+		return idleTick
+	}
+	if run != w.seenRun {
+		w.seenRun, w.baseline, w.confirmed = run, w.lastHeap, false
+	}
+	w.lastHeap = heap
+	if heap > w.baseline && int64(heap-w.baseline) > limit {
+		if !w.confirmed {
+			// Garbage counts until a GC: make sure the growth is live.
+			w.confirmed = true
+			runtime.GC()
+			if heap = w.readHeap(); heap <= w.baseline || int64(heap-w.baseline) <= limit {
+				return busyTick
+			}
+		}
+		w.mu.Lock()
+		if w.run == run && w.running && w.stopped == nil {
+			w.stop(ErrMemory)
+		}
+		w.mu.Unlock()
+	}
+	return busyTick
+}
+
+// stop cancels the current run; w.mu is held.
+func (w *watchdog) stop(why error) {
+	w.stopped = why
+	w.cancel()
 }
 
 func (w *watchdog) loop() {
@@ -323,20 +400,19 @@ func (w *watchdog) loop() {
 			go w.loop()
 		}
 	}()
-	t := time.NewTimer(w.tick())
+	t := time.NewTimer(idleTick)
 	defer t.Stop()
 	for {
 		select {
 		case <-w.done:
 			return
 		case <-t.C:
-			w.check()
-			t.Reset(w.tick())
+			t.Reset(w.check())
 		}
 	}
 }
 
-func (w *watchdog) stop() {
+func (w *watchdog) close() {
 	select {
 	case <-w.done:
 	default:

@@ -227,3 +227,43 @@ func TestBuiltinCaps(t *testing.T) {
 	require.NoError(t, run(t, e, h, `assert(string.rep('ab', 3) == 'ababab') assert(string.format('%5.2f', 1) == ' 1.00')
 		assert(table.concat({1, 'a'}, '-') == '1-a')`))
 }
+
+// Ensure a script that keeps growing a table or a string is stopped near
+// the memory limit, and the engine keeps working.
+func TestMemoryLimit(t *testing.T) {
+	for name, src := range map[string]string{
+		"table":  `local t = {} while true do t[#t + 1] = string.rep('x', 1000) .. #t end`,
+		"string": `local s = 'x' while true do s = s .. s end`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEngine(t, Options{Timeout: 20 * time.Second, MemoryLimit: 16 << 20})
+			start := time.Now()
+			err := run(t, e, &fakeHost{}, src)
+			require.ErrorIs(t, err, ErrMemory)
+			assert.Contains(t, err.Error(), "used more than 16 MB of memory")
+			assert.Less(t, time.Since(start), 10*time.Second)
+			require.NoError(t, run(t, e, &fakeHost{}, `return 1`))
+		})
+	}
+}
+
+// Ensure garbage alone does not count: a loop allocating far more than the
+// limit while keeping little alive runs to its end.
+func TestMemoryLimitIgnoresGarbage(t *testing.T) {
+	e := newTestEngine(t, Options{Timeout: 20 * time.Second, MemoryLimit: 16 << 20})
+	err := run(t, e, &fakeHost{}, `
+		local n = 0
+		for i = 1, 300000 do
+			local s = string.rep('y', 200) .. i   -- 60 MB of garbage in all
+			n = n + #s
+		end
+		assert(n > 60000000)`)
+	require.NoError(t, err)
+}
+
+// Ensure gsub with a string replacement is capped before it runs.
+func TestGsubCap(t *testing.T) {
+	e := newTestEngine(t, Options{MemoryLimit: 1 << 20})
+	require.ErrorContains(t, run(t, e, &fakeHost{}, `string.gsub(string.rep('a', 1000), 'a', string.rep('b', 2000))`), "string.gsub: result of")
+	require.NoError(t, run(t, e, &fakeHost{}, `assert(string.gsub('aaa', 'a', 'bb') == 'bbbbbb')`))
+}

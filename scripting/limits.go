@@ -4,21 +4,34 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// MaxStringBytes caps what string.rep, table.concat and string.format may
-// build in one call: Go runs them to completion without looking at the
-// watchdog, so an uncapped string.rep("x", 1e9) would allocate a gigabyte
-// before anything could stop it.
-const MaxStringBytes = 64 << 20
-
 // maxFormatWidth is Lua 5.1's own limit on a format's width and precision.
 const maxFormatWidth = 99
 
-func limitBuiltins(str, tbl *lua.LTable) {
+// limitBuiltins caps what string.rep, string.gsub, table.concat and
+// string.format may build in one call at the engine's memory limit: Go runs
+// them to completion without looking at the watchdog, so an uncapped
+// string.rep("x", 1e9) would allocate a gigabyte before anything could stop
+// it.
+func limitBuiltins(str, tbl *lua.LTable, limit func() int64) {
+	over := func(L *lua.LState, what string, n int64) {
+		if max := limit(); n > max {
+			L.RaiseError("%s: result of %d bytes is over the %d-byte limit (iungo.script-memory-mb)", what, n, max)
+		}
+	}
 	rep := str.RawGetString("rep").(*lua.LFunction)
 	str.RawSetString("rep", wrap(rep, func(L *lua.LState) {
 		s, n := L.CheckString(1), L.CheckInt(2)
-		if n > 0 && int64(len(s))*int64(n) > MaxStringBytes {
-			L.RaiseError("string.rep: result of %d bytes is over the %d-byte limit", int64(len(s))*int64(n), MaxStringBytes)
+		if n > 0 {
+			over(L, "string.rep", int64(len(s))*int64(n))
+		}
+	}))
+	gsub := str.RawGetString("gsub").(*lua.LFunction)
+	str.RawSetString("gsub", wrap(gsub, func(L *lua.LState) {
+		// With a string replacement the worst case is known up front;
+		// function and table replacements run Lua, which the watchdog sees.
+		if repl, ok := L.Get(3).(lua.LString); ok {
+			s := L.CheckString(1)
+			over(L, "string.gsub", int64(len(s))+int64(len(s)+1)*int64(len(repl)))
 		}
 	}))
 	format := str.RawGetString("format").(*lua.LFunction)
@@ -39,9 +52,7 @@ func limitBuiltins(str, tbl *lua.LTable) {
 				total += 24 // a number's text
 			}
 			total += int64(len(sep))
-			if total > MaxStringBytes {
-				L.RaiseError("table.concat: result is over the %d-byte limit", MaxStringBytes)
-			}
+			over(L, "table.concat", total)
 		}
 	}))
 }

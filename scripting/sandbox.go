@@ -50,7 +50,8 @@ func newSandbox(L *lua.LState, e *Engine) *sandbox {
 	// metatable that reads through a proxy instead.
 	str.RawSetString("__index", lua.LNil)
 	str.RawSetString("dump", lua.LNil)
-	limitBuiltins(str, tbl)
+	limit := func() int64 { return e.opts.MemoryLimit }
+	limitBuiltins(str, tbl, limit)
 	L.SetMetatable(lua.LString(""), sb.protectedMeta(sb.proxy(str)))
 
 	g := L.NewTable()
@@ -65,7 +66,7 @@ func newSandbox(L *lua.LState, e *Engine) *sandbox {
 	server := sb.proxy(newServerLib(L, e))
 	g.RawSetString("server", server)
 	g.RawSetString("redis", server)
-	g.RawSetString("cjson", sb.proxy(newCJSONLib(L, sb)))
+	g.RawSetString("cjson", sb.proxy(newCJSONLib(L, sb, limit)))
 	sb.globals = g
 	sb.envMeta = sb.protectedMeta(g)
 	return sb
