@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -231,15 +232,15 @@ func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
 		ret = L.Get(-1)
 	}
 	L.SetTop(0)
+	if stopped != nil {
+		// The stack keeps what the stopped run built above its top:
+		// start over so that the memory can go.
+		e.reset()
+	}
 	switch {
 	case stopped == ErrTimeout:
 		return &RunError{Script: s.Name, Message: fmt.Sprintf("timed out after %v", e.opts.Timeout), cause: ErrTimeout}
 	case stopped == ErrMemory:
-		// Give the memory back before the next client runs.
-		go func() {
-			defer func() { _ = recover() }()
-			runtime.GC()
-		}()
 		return &RunError{Script: s.Name, Message: fmt.Sprintf("used more than %d MB of memory", e.opts.MemoryLimit>>20), cause: ErrMemory}
 	case callErr != nil:
 		return &RunError{Script: s.Name, Message: errorMessage(callErr)}
@@ -295,6 +296,7 @@ type watchdog struct {
 	baseline  uint64 // heap bytes before seenRun started
 	lastHeap  uint64
 	confirmed bool // a GC already confirmed the growth of seenRun
+	freeAfter bool // a run was stopped for memory: free it once it ended
 	heap      []metrics.Sample
 }
 
@@ -363,6 +365,13 @@ func (w *watchdog) check() time.Duration {
 	w.mu.Unlock()
 	if !running {
 		w.seenRun, w.lastHeap = 0, heap
+		if w.freeAfter {
+			// The stopped run has returned and dropped its Lua state:
+			// collect it and give the memory back to the OS.
+			w.freeAfter = false
+			debug.FreeOSMemory()
+			w.lastHeap = w.readHeap()
+		}
 		return idleTick
 	}
 	if run != w.seenRun {
@@ -381,6 +390,7 @@ func (w *watchdog) check() time.Duration {
 		w.mu.Lock()
 		if w.run == run && w.running && w.stopped == nil {
 			w.stop(ErrMemory)
+			w.freeAfter = true
 		}
 		w.mu.Unlock()
 	}
