@@ -3,6 +3,8 @@ package module
 import (
 	"errors"
 	"fmt"
+	"math"
+	"runtime/metrics"
 	"strings"
 )
 
@@ -11,10 +13,22 @@ type command struct {
 	name  string
 	usage string // arguments after the name
 	arity int    // exact argument count; -n means at least n
-	write bool   // changes the configuration: primary only, replicated
+	kind  kind
 	help  string
 	run   func(m *Module, ctx Ctx, args []string) error
 }
+
+// kind says what a subcommand does to the configuration.
+type kind int
+
+const (
+	kindRead    kind = iota // reads it
+	kindOperate             // changes state only an operator controls (PAUSE): primary only, replicated
+	kindManage              // changes it: also refused in production mode, where iungo owns it
+	kindDebug               // IUNGO DEBUG, with iungo.debug-commands yes only
+)
+
+func (c *command) writes() bool { return c.kind == kindOperate || c.kind == kindManage }
 
 // commands is the whole IUNGO command set; HELP and the README list it in
 // this order. It is filled in init because HELP reads it.
@@ -22,32 +36,35 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"script set", "<name> <lua-source>", 2, true, "Compile a script and install it under <name>, replacing the old version at once.", cmdScriptSet},
-		{"script unset", "<name>", 1, true, "Remove a script that no trigger uses.", cmdScriptUnset},
-		{"script get", "<name>", 1, false, "Return the source of a script.", cmdScriptGet},
-		{"script list", "", 0, false, "List the scripts with their size and the number of triggers using them.", cmdScriptList},
-		{"trigger set", "<key-pattern> <events> <script>", 3, true, "Create the trigger (pattern, events), or point it at another script. <events> is a comma-separated list such as set,hset, or *.", cmdTriggerSet},
-		{"trigger unset", "<key-pattern> <events>", 2, true, "Remove a trigger.", cmdTriggerUnset},
-		{"trigger enable", "<key-pattern> <events>", 2, true, "Enable a trigger.", cmdTriggerEnable},
-		{"trigger disable", "<key-pattern> <events>", 2, true, "Disable a trigger; it keeps its counters.", cmdTriggerDisable},
-		{"trigger list", "", 0, false, "List the triggers in registration order with their counters and last error.", cmdTriggerList},
-		{"event set", "<class> [<class> ...]", -1, true, "Enable event classes: names (generic, string, list, set, hash, zset, stream, expired, evicted, keymiss, new, module, all) or letters (g$lshztxemndA), comma- or space-separated.", cmdEventSet},
-		{"event unset", "<class> [<class> ...]", -1, true, "Disable event classes; their events fire nothing.", cmdEventUnset},
-		{"event list", "", 0, false, "List the enabled event classes.", cmdEventList},
-		{"pause", "", 0, true, "Stop running every trigger.", cmdPause},
-		{"resume", "", 0, true, "Run triggers again after PAUSE.", cmdResume},
-		{"dump", "", 0, false, "Return the whole configuration as one snapshot (the format the RDB holds).", cmdDump},
-		{"restore", "<snapshot>", 1, true, "Replace the whole configuration with a snapshot from IUNGO DUMP, all or nothing.", cmdRestore},
-		{"info", "", 0, false, "Show the configuration version, counts and counters.", cmdInfo},
-		{"help", "", 0, false, "Show this help.", cmdHelp},
+		{"script set", "<name> <lua-source>", 2, kindManage, "Compile a script and install it under <name>, replacing the old version at once.", cmdScriptSet},
+		{"script unset", "<name>", 1, kindManage, "Remove a script that no trigger uses.", cmdScriptUnset},
+		{"script get", "<name>", 1, kindRead, "Return the source of a script.", cmdScriptGet},
+		{"script list", "", 0, kindRead, "List the scripts with their size and the number of triggers using them.", cmdScriptList},
+		{"trigger set", "<key-pattern> <events> <script>", 3, kindManage, "Create the trigger (pattern, events), or point it at another script. <events> is a comma-separated list such as set,hset, or *.", cmdTriggerSet},
+		{"trigger unset", "<key-pattern> <events>", 2, kindManage, "Remove a trigger.", cmdTriggerUnset},
+		{"trigger enable", "<key-pattern> <events>", 2, kindManage, "Enable a trigger.", cmdTriggerEnable},
+		{"trigger disable", "<key-pattern> <events>", 2, kindManage, "Disable a trigger; it keeps its counters.", cmdTriggerDisable},
+		{"trigger list", "", 0, kindRead, "List the triggers in registration order with their counters and last error.", cmdTriggerList},
+		{"event set", "<class> [<class> ...]", -1, kindManage, "Enable event classes: names (generic, string, list, set, hash, zset, stream, expired, evicted, keymiss, new, module, all) or letters (g$lshztxemndA), comma- or space-separated.", cmdEventSet},
+		{"event unset", "<class> [<class> ...]", -1, kindManage, "Disable event classes; their events fire nothing.", cmdEventUnset},
+		{"event list", "", 0, kindRead, "List the enabled event classes.", cmdEventList},
+		{"pause", "", 0, kindOperate, "Stop running every trigger.", cmdPause},
+		{"resume", "", 0, kindOperate, "Run triggers again after PAUSE.", cmdResume},
+		{"dump", "", 0, kindRead, "Return the whole configuration as one snapshot (the format the RDB holds).", cmdDump},
+		{"restore", "<snapshot>", 1, kindManage, "Replace the whole configuration with a snapshot from IUNGO DUMP, all or nothing.", cmdRestore},
+		{"info", "", 0, kindRead, "Show the configuration version, counts and counters.", cmdInfo},
+		{"debug", "<PANIC|NILDEREF|EVENTPANIC|CRASH>", 1, kindDebug, "Provoke a Go panic in the command (PANIC), a nil dereference (NILDEREF) or a panic in the next keyspace event (EVENTPANIC): the server must survive. CRASH panics in a goroutine on purpose, killing the server, to show where the Go crash report goes. Needs iungo.debug-commands yes.", cmdDebug},
+		{"help", "", 0, kindRead, "Show this help.", cmdHelp},
 	}
 }
 
 // Noun is the first word after IUNGO: the unit the server's subcommand
-// table, and so its ACL rules, know (iungo|trigger).
+// table, and so its ACL rules, know (iungo|trigger). Valkey resolves one
+// subcommand level, so the verb after it is not an ACL unit.
 type Noun struct {
-	Name   string
-	Writes bool // some subcommand under it changes the configuration
+	Name     string
+	Writes   bool // some subcommand under it changes state
+	ReadOnly bool // every subcommand under it only reads
 }
 
 // Nouns returns the first words of the subcommands in table order.
@@ -56,9 +73,11 @@ func Nouns() []Noun {
 	for _, c := range commands {
 		name, _, _ := strings.Cut(c.name, " ")
 		if len(out) == 0 || out[len(out)-1].Name != name {
-			out = append(out, Noun{Name: name})
+			out = append(out, Noun{Name: name, ReadOnly: true})
 		}
-		out[len(out)-1].Writes = out[len(out)-1].Writes || c.write
+		n := &out[len(out)-1]
+		n.Writes = n.Writes || c.writes()
+		n.ReadOnly = n.ReadOnly && c.kind == kindRead
 	}
 	return out
 }
@@ -68,8 +87,8 @@ func Nouns() []Noun {
 // when it refuses.
 func (m *Module) Command(ctx Ctx, argv []string) {
 	c, args, err := lookup(argv)
-	if err == nil && c.write {
-		err = checkWritable(ctx)
+	if err == nil {
+		err = m.allowed(ctx, c)
 	}
 	if err == nil {
 		err = c.run(m, ctx, args)
@@ -82,7 +101,7 @@ func (m *Module) Command(ctx Ctx, argv []string) {
 		ctx.ReplyError(e.Error())
 		return
 	}
-	if c.write {
+	if c.writes() {
 		ctx.Replicate()
 		switch f := ctx.Flags(); {
 		case f&FlagLoading != 0:
@@ -134,12 +153,28 @@ func (c *command) synopsis() string {
 	return strings.TrimSpace(strings.ToUpper(c.name) + " " + c.usage)
 }
 
-// checkWritable refuses changes on a replica, unless they come from its
-// primary or from the AOF: the configuration follows the primary.
-func checkWritable(ctx Ctx) error {
+// allowed refuses changes on a replica and, in production mode, local
+// changes of the configuration; what the primary sends and what the AOF
+// replays always applies.
+func (m *Module) allowed(ctx Ctx, c *command) error {
+	switch c.kind {
+	case kindRead:
+		return nil
+	case kindDebug:
+		if !m.opts.DebugCommands {
+			return errorf("IUNGO DEBUG is disabled; set iungo.debug-commands yes to use it")
+		}
+		return nil
+	}
 	f := ctx.Flags()
-	if f&FlagReplica != 0 && f&(FlagReplicated|FlagLoading) == 0 {
+	if f&(FlagReplicated|FlagLoading) != 0 {
+		return nil
+	}
+	if f&FlagReplica != 0 {
 		return &Error{Code: "READONLY", Message: "this server is a replica; change triggers on its primary, which replicates them here"}
+	}
+	if c.kind == kindManage && m.opts.Mode == ModeProduction {
+		return errorf("iungo.mode is production: the configuration comes from iungo (IUNGO SYNC) or the manifest, not from IUNGO %s; use iungo, or set iungo.mode dev", strings.ToUpper(c.name))
 	}
 	return nil
 }
@@ -324,6 +359,25 @@ func cmdRestore(m *Module, w Ctx, args []string) error {
 	return ok(w)
 }
 
+func cmdDebug(m *Module, w Ctx, args []string) error {
+	switch strings.ToUpper(args[0]) {
+	case "PANIC":
+		panic("IUNGO DEBUG PANIC")
+	case "NILDEREF":
+		var t *Trigger
+		return errorf("unreachable: %s", t.Pattern)
+	case "EVENTPANIC":
+		m.debugEventPanic = true
+		return ok(w)
+	case "CRASH":
+		// The one goroutine without recover, on purpose: it shows where the
+		// Go runtime's crash report goes (iungo-crash.log).
+		go panic("IUNGO DEBUG CRASH")
+		return ok(w)
+	}
+	return errorf("unknown IUNGO DEBUG action %q; use PANIC, NILDEREF, EVENTPANIC or CRASH", truncate(args[0]))
+}
+
 func cmdHelp(_ *Module, w Ctx, _ []string) error {
 	w.ReplyArray(2*len(commands) + 1)
 	w.ReplyStatus("IUNGO <subcommand> [<arg> ...]. Subcommands are:")
@@ -355,7 +409,7 @@ func (m *Module) Info() []InfoField {
 			enabled++
 		}
 	}
-	return []InfoField{
+	return append([]InfoField{
 		{"version", int64(m.version)},
 		{"config_source", m.source},
 		{"manifest", m.ManifestPath()},
@@ -368,5 +422,35 @@ func (m *Module) Info() []InfoField {
 		{"errors", int64(m.stats.Errors)},
 		{"depth_skips", int64(m.stats.DepthSkips)},
 		{"pending_jobs", int64(m.jobs.len())},
+		{"mode", m.opts.Mode},
+		{"cluster", boolInt(m.cluster)},
+	}, goRuntimeInfo()...)
+}
+
+// goRuntimeSamples are the Go runtime figures INFO shows: the Go heap is
+// invisible to Valkey's used_memory and maxmemory.
+var goRuntimeSamples = []struct{ field, metric string }{
+	{"go_heap_bytes", "/memory/classes/heap/objects:bytes"},
+	{"go_total_bytes", "/memory/classes/total:bytes"},
+	{"go_gc_cycles", "/gc/cycles/total:gc-cycles"},
+	{"go_goroutines", "/sched/goroutines:goroutines"},
+	{"go_maxprocs", "/sched/gomaxprocs:threads"},
+	{"go_memory_limit_bytes", "/gc/gomemlimit:bytes"},
+}
+
+func goRuntimeInfo() []InfoField {
+	samples := make([]metrics.Sample, len(goRuntimeSamples))
+	for i, s := range goRuntimeSamples {
+		samples[i].Name = s.metric
 	}
+	metrics.Read(samples)
+	out := make([]InfoField, len(samples))
+	for i, s := range samples {
+		v := int64(0)
+		if s.Value.Kind() == metrics.KindUint64 {
+			v = int64(min(s.Value.Uint64(), math.MaxInt64))
+		}
+		out[i] = InfoField{goRuntimeSamples[i].field, v}
+	}
+	return out
 }

@@ -54,6 +54,10 @@ func (m *Module) OnEvent(ctx Ctx, event, key string) {
 	if m.listenAll == 0 && m.listen[event] == 0 {
 		return
 	}
+	if m.debugEventPanic {
+		m.debugEventPanic = false
+		panic("IUNGO DEBUG EVENTPANIC: a panic in the keyspace event callback")
+	}
 	matched := m.route(event, key)
 	if len(matched) == 0 {
 		return
@@ -114,9 +118,21 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 		m.logf(LogWarning, "iungo: post-notification job %d has no event; skipped", id)
 		return
 	}
+	if err := ctx.AttachUser(m.opts.ScriptUser); err != nil {
+		for _, t := range j.triggers {
+			m.recordError(t, err.Error())
+		}
+		return
+	}
 	m.depth = j.depth
-	m.host.ctx = ctx
-	defer func() { m.depth, m.host.ctx = 0, nil }()
+	m.host.ctx, m.host.key, m.host.slot = ctx, j.key, -1
+	if m.cluster {
+		m.host.slot = KeySlot(j.key)
+	}
+	defer func() {
+		m.depth, m.host.ctx = 0, nil
+		ctx.DetachUser()
+	}()
 	in := scripting.Input{Key: j.key, Event: j.event, DB: ctx.DB()}
 	for _, t := range j.triggers {
 		// The configuration may have changed since the event, e.g. inside
@@ -161,13 +177,20 @@ func quoteKey(key string) string {
 
 // jobHost is the scripting.Host of the job running now.
 type jobHost struct {
-	m   *Module
-	ctx Ctx
+	m    *Module
+	ctx  Ctx
+	key  string // the triggering key
+	slot int    // its hash slot in cluster mode, else -1
 }
 
 func (h *jobHost) Call(args []string) scripting.Reply {
 	if h.ctx == nil {
 		return scripting.ErrorReply("ERR no server context")
+	}
+	if h.slot >= 0 {
+		if msg := checkSlots(args, h.ctx.CommandKeys(args), h.key, h.slot); msg != "" {
+			return scripting.ErrorReply(msg)
+		}
 	}
 	return h.ctx.Call(args)
 }

@@ -20,6 +20,8 @@ type fakeCtx struct {
 	calls      [][]string
 	onCall     func(args []string) scripting.Reply
 	replicated int
+	users      []string // AttachUser calls
+	attached   bool
 
 	reply reply
 }
@@ -77,8 +79,29 @@ func (r *reply) open(n int, isMap bool) {
 }
 
 func (c *fakeCtx) Flags() CtxFlags { return c.flags }
-func (c *fakeCtx) DB() int         { return c.db }
-func (c *fakeCtx) Replicate()      { c.replicated++ }
+
+// AttachUser fails for "ghost", like a user the server does not know.
+func (c *fakeCtx) AttachUser(name string) error {
+	if name == "ghost" {
+		return fmt.Errorf("script user %q does not exist", name)
+	}
+	c.users = append(c.users, name)
+	c.attached = true
+	return nil
+}
+
+func (c *fakeCtx) DetachUser() { c.attached = false }
+
+// CommandKeys knows that the first argument after the command is a key,
+// written unless the command is GET.
+func (c *fakeCtx) CommandKeys(args []string) []KeyRef {
+	if len(args) < 2 {
+		return nil
+	}
+	return []KeyRef{{Pos: 1, Write: !strings.EqualFold(args[0], "GET")}}
+}
+func (c *fakeCtx) DB() int    { return c.db }
+func (c *fakeCtx) Replicate() { c.replicated++ }
 
 func (c *fakeCtx) AddJob(id uint64) bool {
 	if c.rejectJobs {

@@ -26,6 +26,7 @@ type CtxFlags int
 const (
 	FlagPrimary    CtxFlags = 1 << 2
 	FlagReplica    CtxFlags = 1 << 3
+	FlagCluster    CtxFlags = 1 << 5
 	FlagReplicated CtxFlags = 1 << 12 // the command came from the primary (or a slot import)
 	FlagLoading    CtxFlags = 1 << 13 // loading RDB or AOF
 )
@@ -43,6 +44,13 @@ type Ctx interface {
 	Call(args []string) scripting.Reply
 	// Replicate propagates the current command as it was received.
 	Replicate()
+	// AttachUser makes the following calls run as, and be checked against
+	// the ACL of, the named user ("" is the module's own user); DetachUser
+	// ends that.
+	AttachUser(name string) error
+	DetachUser()
+	// CommandKeys returns the key arguments of a command.
+	CommandKeys(args []string) []KeyRef
 	ReplyWriter
 }
 
@@ -125,6 +133,9 @@ type Module struct {
 	nextJob uint64
 	depth   int        // depth of the job running now, 0 outside jobs
 	match   []*Trigger // routing buffer, reused
+	cluster bool       // the server runs in cluster mode
+
+	debugEventPanic bool // IUNGO DEBUG EVENTPANIC armed
 
 	stats         Stats
 	source        string // what last changed the configuration
@@ -176,6 +187,9 @@ func New(h Hooks) *Module {
 	for _, o := range NumericOptions {
 		o.set(m, o.Default)
 	}
+	for _, o := range StringOptions {
+		_ = o.set(m, o.Default)
+	}
 	m.storeHeader()
 	m.refreshFilter()
 	return m
@@ -201,8 +215,9 @@ func (m *Module) logf(level LogLevel, format string, args ...any) {
 
 func (m *Module) engineOptions() scripting.Options {
 	return scripting.Options{
-		Timeout: m.opts.ScriptTimeout,
-		Logf:    func(format string, args ...any) { m.logf(LogWarning, format, args...) },
+		Timeout:     m.opts.ScriptTimeout,
+		MemoryLimit: m.opts.ScriptMemory,
+		Logf:        func(format string, args ...any) { m.logf(LogWarning, format, args...) },
 	}
 }
 
@@ -226,6 +241,10 @@ func (m *Module) refreshFilter() {
 	}
 	m.onFilter(mask)
 }
+
+// SetClusterMode tells the module that the server runs in cluster mode, where
+// scripts may only write keys of the triggering key's hash slot.
+func (m *Module) SetClusterMode(on bool) { m.cluster = on }
 
 // Version is bumped by every configuration change.
 func (m *Module) Version() uint64 { return m.version }

@@ -1,9 +1,19 @@
 package module
 
 import (
+	"math"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
+)
+
+// Modes: in production the configuration comes from iungo, and local
+// IUNGO changes are refused.
+const (
+	ModeDev        = "dev"
+	ModeProduction = "production"
 )
 
 // Options are the module's settings: module arguments at load, and
@@ -11,6 +21,12 @@ import (
 type Options struct {
 	MaxDepth      int           // max-depth
 	ScriptTimeout time.Duration // script-timeout-ms
+	ScriptMemory  int64         // script-memory-mb, in bytes
+	GoMaxProcs    int           // go-maxprocs
+	GoMemoryLimit int64         // go-memory-limit-mb, in bytes; 0 means none
+	Mode          string        // mode
+	ScriptUser    string        // script-user; "" means the module's own user
+	DebugCommands bool          // debug-commands
 }
 
 // NumericOption describes one integer option for the server's config table.
@@ -21,6 +37,16 @@ type NumericOption struct {
 	Help     string
 	get      func(*Module) int64
 	set      func(*Module, int64)
+}
+
+// StringOption describes one string option; check refuses a bad value with
+// a message.
+type StringOption struct {
+	Name    string
+	Default string
+	Help    string
+	get     func(*Module) string
+	set     func(*Module, string) error
 }
 
 // NumericOptions are registered with the server as iungo.<Name>.
@@ -38,6 +64,82 @@ var NumericOptions = []NumericOption{
 		set: func(m *Module, v int64) {
 			m.opts.ScriptTimeout = time.Duration(v) * time.Millisecond
 			m.engine.SetOptions(m.engineOptions())
+		},
+	},
+	{
+		Name: "script-memory-mb", Default: 64, Min: 1, Max: 16_384,
+		Help: "Go heap one run may grow by, and the largest result of one builtin call",
+		get:  func(m *Module) int64 { return m.opts.ScriptMemory >> 20 },
+		set: func(m *Module, v int64) {
+			m.opts.ScriptMemory = v << 20
+			m.engine.SetOptions(m.engineOptions())
+		},
+	},
+	{
+		Name: "go-maxprocs", Default: 2, Min: 1, Max: 1024,
+		Help: "threads the Go runtime may run at once (GOMAXPROCS)",
+		get:  func(m *Module) int64 { return int64(m.opts.GoMaxProcs) },
+		set: func(m *Module, v int64) {
+			m.opts.GoMaxProcs = int(v)
+			runtime.GOMAXPROCS(int(v))
+		},
+	},
+	{
+		Name: "go-memory-limit-mb", Default: 1024, Min: 0, Max: 1 << 30,
+		Help: "soft limit of the Go heap (GOMEMLIMIT); 0 means none. Valkey's maxmemory does not see the Go heap",
+		get:  func(m *Module) int64 { return m.opts.GoMemoryLimit >> 20 },
+		set: func(m *Module, v int64) {
+			m.opts.GoMemoryLimit = v << 20
+			limit := int64(math.MaxInt64) // no limit
+			if v > 0 {
+				limit = v << 20
+			}
+			debug.SetMemoryLimit(limit)
+		},
+	},
+}
+
+// StringOptions are registered with the server as iungo.<Name>.
+var StringOptions = []StringOption{
+	{
+		Name: "mode", Default: ModeDev,
+		Help: "dev: IUNGO commands change the configuration; production: only iungo does (IUNGO SYNC, the manifest)",
+		get:  func(m *Module) string { return m.opts.Mode },
+		set: func(m *Module, v string) error {
+			if v != ModeDev && v != ModeProduction {
+				return errorf("mode must be %s or %s, got %q", ModeDev, ModeProduction, v)
+			}
+			m.opts.Mode = v
+			return nil
+		},
+	},
+	{
+		Name: "script-user", Default: "",
+		Help: "ACL user whose permissions every server.call of a script is checked against; empty: the module's own user, with full access",
+		get:  func(m *Module) string { return m.opts.ScriptUser },
+		set: func(m *Module, v string) error {
+			if strings.ContainsAny(v, " \t\r\n") {
+				return errorf("script-user %q has a space; ACL user names have none", v)
+			}
+			m.opts.ScriptUser = v
+			return nil
+		},
+	},
+	{
+		Name: "debug-commands", Default: "no",
+		Help: "yes enables IUNGO DEBUG, which provokes panics to test crash-proofing",
+		get: func(m *Module) string {
+			if m.opts.DebugCommands {
+				return "yes"
+			}
+			return "no"
+		},
+		set: func(m *Module, v string) error {
+			if v != "yes" && v != "no" {
+				return errorf("debug-commands must be yes or no, got %q", v)
+			}
+			m.opts.DebugCommands = v == "yes"
+			return nil
 		},
 	},
 }
@@ -59,6 +161,12 @@ func (m *Module) SetNumericOption(i int, v int64) error {
 	return nil
 }
 
+// GetStringOption returns the value of a string option by index.
+func (m *Module) GetStringOption(i int) string { return StringOptions[i].get(m) }
+
+// SetStringOption sets a string option by index, or refuses a bad value.
+func (m *Module) SetStringOption(i int, v string) error { return StringOptions[i].set(m, v) }
+
 // ApplyArgs applies module arguments given as name value pairs, as in
 // "loadmodule iungo.so max-depth 8 config /etc/valkey/iungo.manifest". Names
 // may carry the "iungo." prefix. "config" loads and applies a manifest.
@@ -67,37 +175,42 @@ func (m *Module) ApplyArgs(args []string) error {
 		return errorf("module arguments come in name value pairs; got %d words", len(args))
 	}
 	for i := 0; i < len(args); i += 2 {
-		name := strings.TrimPrefix(strings.ToLower(args[i]), "iungo.")
-		if name == "config" {
-			if err := m.UseManifest(args[i+1]); err != nil {
-				return err
-			}
-			continue
-		}
-		idx := -1
-		for j, o := range NumericOptions {
-			if o.Name == name {
-				idx = j
-			}
-		}
-		if idx < 0 {
-			return errorf("unknown module argument %q; known: config, %s", args[i], optionNames())
-		}
-		v, err := strconv.ParseInt(args[i+1], 10, 64)
-		if err != nil {
-			return errorf("module argument %s wants an integer, got %q", name, args[i+1])
-		}
-		if err := m.SetNumericOption(idx, v); err != nil {
+		name, value := strings.TrimPrefix(strings.ToLower(args[i]), "iungo."), args[i+1]
+		if err := m.applyArg(name, value); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func optionNames() string {
-	names := make([]string, len(NumericOptions))
+func (m *Module) applyArg(name, value string) error {
+	if name == "config" {
+		return m.UseManifest(value)
+	}
 	for i, o := range NumericOptions {
-		names[i] = o.Name
+		if o.Name == name {
+			v, err := strconv.ParseInt(value, 10, 64)
+			if err != nil {
+				return errorf("module argument %s wants an integer, got %q", name, value)
+			}
+			return m.SetNumericOption(i, v)
+		}
+	}
+	for i, o := range StringOptions {
+		if o.Name == name {
+			return m.SetStringOption(i, value)
+		}
+	}
+	return errorf("unknown module argument %q; known: config, %s", name, optionNames())
+}
+
+func optionNames() string {
+	var names []string
+	for _, o := range NumericOptions {
+		names = append(names, o.Name)
+	}
+	for _, o := range StringOptions {
+		names = append(names, o.Name)
 	}
 	return strings.Join(names, ", ")
 }
