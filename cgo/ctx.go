@@ -8,6 +8,7 @@ import "C"
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -37,24 +38,57 @@ var (
 	callLens []C.size_t
 )
 
-func (x serverCtx) Call(args []string) scripting.Reply {
+// packArgs packs args into callBuf and callLens for one C call.
+func packArgs(args []string) {
 	callBuf, callLens = callBuf[:0], callLens[:0]
 	for _, a := range args {
 		callBuf = append(callBuf, a...)
 		callLens = append(callLens, C.size_t(len(a)))
 	}
-	var buf *C.char
-	if len(callBuf) > 0 {
-		buf = (*C.char)(unsafe.Pointer(&callBuf[0]))
-	}
+}
+
+func argsPtr() *C.char { return bytesPtr(callBuf) }
+
+func (x serverCtx) Call(args []string) scripting.Reply {
+	packArgs(args)
 	var n C.size_t
-	out := C.iungo_call(x.c, buf, &callLens[0], C.int(len(args)), &n)
+	out := C.iungo_call(x.c, argsPtr(), &callLens[0], C.int(len(args)), &n)
 	defer C.iungo_free(unsafe.Pointer(out))
 	r, rest, err := decodeReply(unsafe.Slice((*byte)(unsafe.Pointer(out)), int(n)))
 	if err != nil || len(rest) != 0 {
 		return scripting.ErrorReply("ERR internal error: unreadable reply")
 	}
 	return r
+}
+
+func (x serverCtx) AttachUser(name string) error {
+	if C.iungo_attach_user(x.c, cstr(name), C.size_t(len(name))) == 0 {
+		return fmt.Errorf("script user %q (iungo.script-user) does not exist", name)
+	}
+	return nil
+}
+
+func (x serverCtx) DetachUser() { C.iungo_detach_user(x.c) }
+
+// Key flags of VALKEYMODULE_CMD_KEY_*: read-only, and read-write,
+// overwrite, remove.
+const (
+	keyReadOnly   = 1 << 0
+	keyWriteFlags = 1<<1 | 1<<2 | 1<<3
+)
+
+func (x serverCtx) CommandKeys(args []string) []module.KeyRef {
+	packArgs(args)
+	var pos, flags [64]C.int
+	n := int(C.iungo_command_keys(x.c, argsPtr(), &callLens[0], C.int(len(args)), &pos[0], &flags[0], C.int(len(pos))))
+	keys := make([]module.KeyRef, 0, max(n, 0))
+	for i := 0; i < n; i++ {
+		// Valkey 8.0 reports no flags: a key not known to be read-only
+		// counts as written.
+		write := flags[i]&keyWriteFlags != 0 || flags[i]&keyReadOnly == 0
+		keys = append(keys, module.KeyRef{Pos: int(pos[i]), Write: write})
+	}
+	return keys
 }
 
 func (x serverCtx) ReplyError(msg string) {

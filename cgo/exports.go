@@ -103,11 +103,43 @@ func goConfigSetNumeric(idx C.int, val C.longlong, msg *C.char, size C.size_t) (
 		}
 	}()
 	if err := mod.SetNumericOption(int(idx), int64(val)); err != nil {
-		buf := unsafe.Slice((*byte)(unsafe.Pointer(msg)), int(size))
-		buf[copy(buf[:len(buf)-1], err.Error())] = 0
+		writeCString(msg, size, strings.TrimPrefix(err.Error(), "ERR "))
 		return 0
 	}
 	return 1
+}
+
+//export goConfigGetString
+func goConfigGetString(idx C.int, buf *C.char, size C.size_t) (n C.size_t) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("CONFIG GET", r)
+			n = 0
+		}
+	}()
+	v := mod.GetStringOption(int(idx))
+	return C.size_t(copy(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(size)), v))
+}
+
+//export goConfigSetString
+func goConfigSetString(idx C.int, v *C.char, n C.size_t, msg *C.char, size C.size_t) (ok C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("CONFIG SET", r)
+			ok = 0
+		}
+	}()
+	if err := mod.SetStringOption(int(idx), C.GoStringN(v, C.int(n))); err != nil {
+		writeCString(msg, size, strings.TrimPrefix(err.Error(), "ERR "))
+		return 0
+	}
+	return 1
+}
+
+// writeCString copies s into a C buffer of size bytes, NUL-terminated.
+func writeCString(dst *C.char, size C.size_t, s string) {
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(dst)), int(size))
+	buf[copy(buf[:len(buf)-1], s)] = 0
 }
 
 //export goInfo

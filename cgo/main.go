@@ -11,6 +11,9 @@ import "C"
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"unsafe"
 
@@ -59,15 +62,29 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 		Filter: func(c module.Class) { C.iungo_set_filter(C.int(c)) },
 		Store:  cstore{},
 	})
+	category := C.iungo_add_acl_category(ctx) != 0
+	if !category {
+		logLine(module.LogNotice, "iungo: this server has no module ACL categories (Valkey 8.0+); the IUNGO subcommands are not in @iungo")
+	}
 	for _, noun := range module.Nouns() {
-		flags := "deny-script"
-		if noun.Writes {
+		// Changing triggers installs code that runs on every write: an
+		// admin operation, like CONFIG SET. Setting categories replaces
+		// those the admin flag implies, so they are named again.
+		flags, categories := "admin deny-script", "admin dangerous"
+		switch {
+		case noun.Writes:
 			flags += " may-replicate"
+		case noun.ReadOnly:
+			flags, categories = "readonly deny-script", ""
 		}
-		name, cflags := C.CString(noun.Name), C.CString(flags)
-		ok := C.iungo_create_subcommand(ctx, name, cflags)
+		if category {
+			categories = strings.TrimSpace("iungo " + categories)
+		}
+		name, cflags, ccats := C.CString(noun.Name), C.CString(flags), C.CString(categories)
+		ok := C.iungo_create_subcommand(ctx, name, cflags, ccats)
 		C.free(unsafe.Pointer(name))
 		C.free(unsafe.Pointer(cflags))
+		C.free(unsafe.Pointer(ccats))
 		if ok == 0 {
 			return fmt.Errorf("cannot create the subcommand IUNGO %s", strings.ToUpper(noun.Name))
 		}
@@ -77,6 +94,15 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 		name := C.CString(o.Name)
 		ok := C.iungo_register_numeric(ctx, name, C.longlong(o.Default), C.longlong(o.Min), C.longlong(o.Max), C.int(i))
 		C.free(unsafe.Pointer(name))
+		if ok == 0 {
+			return fmt.Errorf("cannot register the config iungo.%s", o.Name)
+		}
+	}
+	for i, o := range module.StringOptions {
+		name, def := C.CString(o.Name), C.CString(o.Default)
+		ok := C.iungo_register_string(ctx, name, def, C.int(i))
+		C.free(unsafe.Pointer(name))
+		C.free(unsafe.Pointer(def))
 		if ok == 0 {
 			return fmt.Errorf("cannot register the config iungo.%s", o.Name)
 		}
@@ -95,10 +121,40 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	if C.iungo_register_info(ctx) == 0 {
 		return fmt.Errorf("cannot register the INFO section")
 	}
+	if C.iungo_keep_go_signal_handlers(ctx) == 0 {
+		return fmt.Errorf("cannot watch the server's signal handlers")
+	}
+	setCrashOutput(ctx)
+	m.SetClusterMode(module.CtxFlags(C.iungo_ctx_flags(ctx))&module.FlagCluster != 0)
 	C.iungo_subscribe(ctx, C.int(module.ClassesSubscribed))
 	v := int(C.iungo_server_version())
 	logLine(module.LogNotice, fmt.Sprintf("iungo %s loaded on Valkey %d.%d.%d", Version, v>>16&0xff, v>>8&0xff, v&0xff))
 	return nil
+}
+
+// setCrashOutput sends what the Go runtime prints when it dies (an
+// unrecovered panic, a fatal error) to iungo-crash.log next to the server's
+// log file, or in the server's directory when it logs to stdout.
+func setCrashOutput(ctx *C.ValkeyModuleCtx) {
+	dir := "."
+	name := C.CString("logfile")
+	defer C.free(unsafe.Pointer(name))
+	var n C.size_t
+	if p := C.iungo_config_get(ctx, name, &n); p != nil {
+		if logfile := C.GoStringN(p, C.int(n)); logfile != "" {
+			dir = filepath.Dir(logfile)
+		}
+		C.iungo_free(unsafe.Pointer(p))
+	}
+	path := filepath.Join(dir, "iungo-crash.log")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err == nil {
+		err = debug.SetCrashOutput(f, debug.CrashOptions{})
+		f.Close()
+	}
+	if err != nil {
+		logLine(module.LogWarning, "iungo: Go crash output stays on stderr: "+err.Error())
+	}
 }
 
 // cstore is module.Store over the C record list that aux_save2 frames.

@@ -2,9 +2,12 @@
  * ValkeyModule_OnLoad, drops events no trigger can want before they reach
  * Go, and turns Go's requests into API calls. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <stdio.h>
 
 #include "shim.h"
 #include "_cgo_export.h"
@@ -32,6 +35,10 @@
 #define VALKEYMODULE_SUBEVENT_LOADING_AOF_START 1
 #define VALKEYMODULE_SUBEVENT_LOADING_REPL_START 2
 #define VALKEYMODULE_SUBEVENT_FORK_CHILD_BORN 0
+#define VALKEYMODULE_EVENT_CONFIG 16
+#define VALKEYMODULE_CMD_KEY_RW (1 << 1)
+#define VALKEYMODULE_CMD_KEY_OW (1 << 2)
+#define VALKEYMODULE_CMD_KEY_RM (1 << 3)
 
 typedef struct ValkeyModuleCallReply ValkeyModuleCallReply;
 typedef struct ValkeyModuleCommand ValkeyModuleCommand;
@@ -39,6 +46,10 @@ typedef struct ValkeyModuleIO ValkeyModuleIO;
 typedef struct ValkeyModuleType ValkeyModuleType;
 typedef struct ValkeyModuleServerInfoData ValkeyModuleServerInfoData;
 typedef uint64_t ValkeyModuleTimerID;
+typedef struct ValkeyModuleUser ValkeyModuleUser;
+typedef ValkeyModuleString *(*ValkeyModuleConfigGetStringFunc)(const char *name, void *privdata);
+typedef int (*ValkeyModuleConfigSetStringFunc)(const char *name, ValkeyModuleString *val, void *privdata,
+                                               ValkeyModuleString **err);
 
 typedef struct {
     uint64_t id;
@@ -125,6 +136,17 @@ static long long (*ServerInfoGetFieldSigned)(ValkeyModuleServerInfoData *, const
 static void (*FreeServerInfo)(ValkeyModuleCtx *, ValkeyModuleServerInfoData *);
 static ValkeyModuleTimerID (*CreateTimer)(ValkeyModuleCtx *, long long, ValkeyModuleTimerProc, void *);
 static int (*Replicate)(ValkeyModuleCtx *, const char *, const char *, ...);
+static int (*RegisterStringConfig)(ValkeyModuleCtx *, const char *, const char *, unsigned int,
+                                   ValkeyModuleConfigGetStringFunc, ValkeyModuleConfigSetStringFunc,
+                                   ValkeyModuleConfigApplyFunc, void *);
+static int (*SetCommandACLCategories)(ValkeyModuleCommand *, const char *);
+static int (*AddACLCategory)(ValkeyModuleCtx *, const char *); /* Valkey 8.0+, else NULL */
+static ValkeyModuleUser *(*CreateModuleUser)(const char *);
+static int (*SetModuleUserACL)(ValkeyModuleUser *, const char *);
+static ValkeyModuleUser *(*GetModuleUserFromUserName)(ValkeyModuleString *);
+static void (*FreeModuleUser)(ValkeyModuleUser *);
+static void (*SetContextUser)(ValkeyModuleCtx *, const ValkeyModuleUser *);
+static int *(*GetCommandKeysWithFlags)(ValkeyModuleCtx *, ValkeyModuleString **, int, int *, int **);
 
 #define IUNGO_MODULE_NAME "iungo"
 #define IUNGO_MODULE_VERSION 100 /* 0.1.0 */
@@ -137,8 +159,9 @@ static ValkeyModuleCtx *log_ctx;
 static int filter_classes;
 
 /* Call format: argv vector, replicate to replicas and AOF, errors as
- * replies, script mode (commands flagged noscript are refused). */
-#define CALL_FORMAT "v!ES"
+ * replies, script mode (commands flagged noscript are refused), run as and
+ * check the ACL of the attached user. */
+#define CALL_FORMAT "v!ESC"
 
 /* resolve looks an API entry up under prefix+name. */
 static int resolve(const char *prefix, const char *name, void *target) {
@@ -215,6 +238,15 @@ static int init(ValkeyModuleCtx *ctx) {
     REQUIRE(FreeServerInfo);
     REQUIRE(CreateTimer);
     REQUIRE(Replicate);
+    REQUIRE(RegisterStringConfig);
+    REQUIRE(SetCommandACLCategories);
+    REQUIRE(CreateModuleUser);
+    REQUIRE(SetModuleUserACL);
+    REQUIRE(GetModuleUserFromUserName);
+    REQUIRE(FreeModuleUser);
+    REQUIRE(SetContextUser);
+    REQUIRE(GetCommandKeysWithFlags);
+    if (resolve("ValkeyModule_", "AddACLCategory", (void *)&AddACLCategory) != VALKEYMODULE_OK) AddACLCategory = NULL;
     return VALKEYMODULE_OK;
 fail:
     Log(ctx, "warning",
@@ -416,8 +448,17 @@ char *iungo_call(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int 
     if (args != small) free(args);
 
     const char *rewrite = r && CallReplyType(r) == VALKEYMODULE_REPLY_ERROR ? script_error(r, err) : NULL;
+    size_t elen;
+    const char *emsg = r && CallReplyType(r) == VALKEYMODULE_REPLY_ERROR ? CallReplyStringPtr(r, &elen) : NULL;
     if (rewrite) {
         put_bytes(&out, '-', rewrite, strlen(rewrite));
+        FreeCallReply(r);
+    } else if (emsg && err == EACCES && elen > 7 && memcmp(emsg, "NOPERM ", 7) == 0) {
+        /* As Valkey's Lua words an ACL denial. */
+        static const char prefix[] = "ERR ACL failure in script: ";
+        put_tag(&out, '-', sizeof(prefix) - 1 + elen - 7);
+        put(&out, prefix, sizeof(prefix) - 1);
+        put(&out, emsg + 7, elen - 7);
         FreeCallReply(r);
     } else if (r) {
         serialise(&out, r);
@@ -486,10 +527,18 @@ void iungo_log(const char *level, const char *msg, size_t len) {
     WITH_CSTRING(m, msg, len, Log(log_ctx, level, "%s", m));
 }
 
-int iungo_create_subcommand(ValkeyModuleCtx *ctx, const char *name, const char *flags) {
+int iungo_add_acl_category(ValkeyModuleCtx *ctx) {
+    return AddACLCategory && AddACLCategory(ctx, "iungo") == VALKEYMODULE_OK;
+}
+
+int iungo_create_subcommand(ValkeyModuleCtx *ctx, const char *name, const char *flags, const char *categories) {
     ValkeyModuleCommand *parent = GetCommand(ctx, "iungo");
-    if (!parent) return 0;
-    return CreateSubcommand(parent, name, on_command, flags, 0, 0, 0) == VALKEYMODULE_OK;
+    if (!parent || CreateSubcommand(parent, name, on_command, flags, 0, 0, 0) != VALKEYMODULE_OK) return 0;
+    if (!*categories) return 1;
+    char full[64];
+    snprintf(full, sizeof(full), "iungo|%s", name);
+    ValkeyModuleCommand *sub = GetCommand(ctx, full);
+    return sub && SetCommandACLCategories(sub, categories) == VALKEYMODULE_OK;
 }
 
 static long long config_get_numeric(const char *name, void *privdata) {
@@ -509,6 +558,36 @@ int iungo_register_numeric(ValkeyModuleCtx *ctx, const char *name, long long def
                            int idx) {
     return RegisterNumericConfig(ctx, name, def, VALKEYMODULE_CONFIG_DEFAULT, min, max, config_get_numeric,
                                  config_set_numeric, NULL, (void *)(intptr_t)idx) == VALKEYMODULE_OK;
+}
+
+/* String configs: the server keeps no copy of what a get callback returns,
+ * so each option's current value lives here until the next get. */
+static ValkeyModuleString *string_values[16];
+
+static ValkeyModuleString *config_get_string(const char *name, void *privdata) {
+    (void)name;
+    int idx = (int)(intptr_t)privdata;
+    char buf[1024];
+    size_t n = goConfigGetString(idx, buf, sizeof(buf));
+    if (string_values[idx]) FreeString(NULL, string_values[idx]);
+    string_values[idx] = CreateString(NULL, buf, n < sizeof(buf) ? n : sizeof(buf));
+    return string_values[idx];
+}
+
+static int config_set_string(const char *name, ValkeyModuleString *val, void *privdata, ValkeyModuleString **err) {
+    (void)name;
+    char msg[256];
+    size_t len;
+    const char *v = StringPtrLen(val, &len);
+    if (goConfigSetString((int)(intptr_t)privdata, (char *)v, len, msg, sizeof(msg))) return VALKEYMODULE_OK;
+    *err = CreateString(NULL, msg, strlen(msg));
+    return VALKEYMODULE_ERR;
+}
+
+int iungo_register_string(ValkeyModuleCtx *ctx, const char *name, const char *def, int idx) {
+    if (idx < 0 || idx >= (int)(sizeof(string_values) / sizeof(string_values[0]))) return 0;
+    return RegisterStringConfig(ctx, name, def, VALKEYMODULE_CONFIG_DEFAULT, config_get_string, config_set_string,
+                                NULL, (void *)(intptr_t)idx) == VALKEYMODULE_OK;
 }
 
 int iungo_load_configs(ValkeyModuleCtx *ctx) {
@@ -721,4 +800,108 @@ static void after_startup(ValkeyModuleCtx *ctx, void *data) {
 
 void iungo_after_startup(ValkeyModuleCtx *ctx) {
     CreateTimer(ctx, 1, after_startup, NULL);
+}
+
+/* ---- Script user ---- */
+
+/* The module's own user, with full access: the default script user. Calls
+ * run with the C flag need a user attached. */
+static ValkeyModuleUser *module_user;
+/* The named user attached for the job in progress, freed at detach. */
+static ValkeyModuleUser *named_user;
+
+int iungo_attach_user(ValkeyModuleCtx *ctx, const char *name, size_t len) {
+    if (len == 0) {
+        if (!module_user) {
+            module_user = CreateModuleUser("iungo");
+            SetModuleUserACL(module_user, "on");
+            SetModuleUserACL(module_user, "allkeys");
+            SetModuleUserACL(module_user, "allchannels");
+            SetModuleUserACL(module_user, "allcommands");
+        }
+        SetContextUser(ctx, module_user);
+        return 1;
+    }
+    ValkeyModuleString *s = CreateString(NULL, name, len);
+    named_user = GetModuleUserFromUserName(s);
+    FreeString(NULL, s);
+    if (!named_user) return 0;
+    SetContextUser(ctx, named_user);
+    return 1;
+}
+
+void iungo_detach_user(ValkeyModuleCtx *ctx) {
+    SetContextUser(ctx, NULL);
+    if (named_user) {
+        FreeModuleUser(named_user);
+        named_user = NULL;
+    }
+}
+
+int iungo_command_keys(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc, int *pos, int *flags,
+                       int max) {
+    ValkeyModuleString *small[16], **argv = argc > 16 ? malloc(sizeof(*argv) * (size_t)argc) : small;
+    if (!argv) return -1;
+    const char *p = buf;
+    for (int i = 0; i < argc; i++) {
+        argv[i] = CreateString(ctx, p, lens[i]);
+        p += lens[i];
+    }
+    int n = 0, *kflags = NULL;
+    errno = 0;
+    int *keys = GetCommandKeysWithFlags(ctx, argv, argc, &n, &kflags);
+    int err = errno;
+    for (int i = 0; i < argc; i++) FreeString(ctx, argv[i]);
+    if (argv != small) free(argv);
+    if (!keys) return err ? -1 : 0;
+    if (n > max) n = max;
+    for (int i = 0; i < n; i++) {
+        pos[i] = keys[i];
+        flags[i] = kflags[i];
+    }
+    Free(keys);
+    Free(kflags);
+    return n;
+}
+
+/* ---- Signals ---- */
+
+static const int go_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+static struct sigaction go_handlers[sizeof(go_signals) / sizeof(go_signals[0])];
+
+static void reinstall_go_handlers(void) {
+    for (size_t i = 0; i < sizeof(go_signals) / sizeof(go_signals[0]); i++) {
+        struct sigaction cur;
+        if (sigaction(go_signals[i], NULL, &cur) == 0 && cur.sa_sigaction != go_handlers[i].sa_sigaction)
+            sigaction(go_signals[i], &go_handlers[i], NULL);
+    }
+}
+
+static void on_config_change(ValkeyModuleCtx *ctx, ValkeyModuleEvent eid, uint64_t subevent, void *data) {
+    (void)ctx, (void)eid, (void)subevent, (void)data;
+    reinstall_go_handlers();
+}
+
+int iungo_keep_go_signal_handlers(ValkeyModuleCtx *ctx) {
+    for (size_t i = 0; i < sizeof(go_signals) / sizeof(go_signals[0]); i++)
+        if (sigaction(go_signals[i], NULL, &go_handlers[i]) != 0) return 0;
+    ValkeyModuleEvent config = {VALKEYMODULE_EVENT_CONFIG, 1};
+    return SubscribeToServerEvent(ctx, config, on_config_change) == VALKEYMODULE_OK;
+}
+
+char *iungo_config_get(ValkeyModuleCtx *ctx, const char *name, size_t *len) {
+    ValkeyModuleCallReply *r = Call(ctx, "CONFIG", "cc", "GET", name);
+    char *out = NULL;
+    *len = 0;
+    if (r && CallReplyType(r) == VALKEYMODULE_REPLY_ARRAY && CallReplyLength(r) == 2) {
+        size_t n;
+        const char *v = CallReplyStringPtr(CallReplyArrayElement(r, 1), &n);
+        if (v && (out = malloc(n + 1))) {
+            memcpy(out, v, n);
+            out[n] = 0;
+            *len = n;
+        }
+    }
+    if (r) FreeCallReply(r);
+    return out;
 }

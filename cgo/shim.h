@@ -29,6 +29,24 @@ void iungo_replicate_verbatim(ValkeyModuleCtx *ctx);
 char *iungo_call(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc, size_t *outlen);
 void iungo_free(void *p);
 
+/* Runs the calls of a job as the named ACL user (len 0: the module's own
+ * user, with full access). Returns 0 if there is no such user. */
+int iungo_attach_user(ValkeyModuleCtx *ctx, const char *name, size_t len);
+void iungo_detach_user(ValkeyModuleCtx *ctx);
+
+/* Key positions and VALKEYMODULE_CMD_KEY_* flags of a command packed as for
+ * iungo_call; returns how many (at most max), or -1 if unknown. */
+int iungo_command_keys(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc, int *pos, int *flags,
+                       int max);
+
+/* Signals: remembers the Go runtime's handlers at load and puts them back
+ * whenever the server installs its own again (CONFIG SET crash-log-enabled
+ * does). */
+int iungo_keep_go_signal_handlers(ValkeyModuleCtx *ctx);
+
+/* A server config value as a malloc'd string (free with iungo_free), or NULL. */
+char *iungo_config_get(ValkeyModuleCtx *ctx, const char *name, size_t *len);
+
 /* Command arguments. */
 const char *iungo_arg(ValkeyModuleString **argv, int i, size_t *len);
 
@@ -43,10 +61,14 @@ void iungo_reply_map(ValkeyModuleCtx *ctx, long n);
 /* Logging, from any thread; level is debug, verbose, notice or warning. */
 void iungo_log(const char *level, const char *msg, size_t len);
 
-/* Registration, during OnLoad only. */
-int iungo_create_subcommand(ValkeyModuleCtx *ctx, const char *name, const char *flags);
+/* Registration, during OnLoad only. The ACL category is created when the
+ * server supports module categories (Valkey 8.0+); returns 0 otherwise. */
+int iungo_add_acl_category(ValkeyModuleCtx *ctx);
+/* categories replaces those the flags would imply; "" keeps them. */
+int iungo_create_subcommand(ValkeyModuleCtx *ctx, const char *name, const char *flags, const char *categories);
 int iungo_register_numeric(ValkeyModuleCtx *ctx, const char *name, long long def, long long min, long long max,
                            int idx);
+int iungo_register_string(ValkeyModuleCtx *ctx, const char *name, const char *def, int idx);
 int iungo_load_configs(ValkeyModuleCtx *ctx);
 int iungo_register_info(ValkeyModuleCtx *ctx);
 
