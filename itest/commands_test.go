@@ -15,7 +15,7 @@ func configState(t *testing.T, s *vtest.Server) string {
 	t.Helper()
 	var b strings.Builder
 	for _, cmd := range [][]string{
-		{"IUNGO", "SCRIPT", "LIST"}, {"IUNGO", "TRIGGER", "LIST"}, {"IUNGO", "EVENT", "LIST"}, {"IUNGO", "INFO"},
+		{"IUNGO", "SCRIPT", "LIST"}, {"IUNGO", "TRIGGER", "LIST"}, {"IUNGO", "EVENT", "LIST"}, {"IUNGO", "DUMP"},
 	} {
 		m := s.MustDo(cmd...)
 		b.WriteString(m.String() + "\n")

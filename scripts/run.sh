@@ -12,11 +12,12 @@ if "${cli[@]}" ping >/dev/null 2>&1; then
   exit 1
 fi
 
-valkey-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" \
-  --crash-memcheck-enabled no \
+valkey-server testdata/examples/valkey.conf --port "$port" --dir "$dir" \
   --loadmodule "$PWD/build/iungo.so" config "$PWD/testdata/examples/iungo.manifest" &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+cleanup() { kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+trap 'exit 0' INT TERM # Ctrl-C is how one stops it: not an error
 
 for _ in $(seq 100); do "${cli[@]}" ping >/dev/null 2>&1 && break; sleep 0.05; done
 

@@ -229,6 +229,23 @@ func (s *Server) Shutdown(args ...string) {
 	s.Client, s.cmd = nil, nil
 }
 
+// WaitExit waits for a server that is expected to die and returns how the
+// process ended.
+func (s *Server) WaitExit(within time.Duration) error {
+	s.t.Helper()
+	select {
+	case err := <-s.done:
+		if s.Client != nil {
+			s.Client.Close()
+		}
+		s.Client, s.cmd = nil, nil
+		return err
+	case <-time.After(within):
+		s.t.Fatalf("vtest: the server did not exit within %v", within)
+		return nil
+	}
+}
+
 // StartAgain starts a stopped server in the same directory.
 func (s *Server) StartAgain() {
 	s.t.Helper()
