@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime/metrics"
 	"strings"
+	"time"
 )
 
 // command is one IUNGO subcommand: Name is one or two words after IUNGO.
@@ -25,6 +26,7 @@ const (
 	kindRead    kind = iota // reads it
 	kindOperate             // changes state only an operator controls (PAUSE): primary only, replicated
 	kindManage              // changes it: also refused in production mode, where iungo owns it
+	kindSync                // fetches it from iungo: primary only, replicated as a RESTORE
 	kindDebug               // IUNGO DEBUG, with iungo.debug-commands yes only
 )
 
@@ -50,6 +52,7 @@ func init() {
 		{"event list", "", 0, kindRead, "List the enabled event classes.", cmdEventList},
 		{"pause", "", 0, kindOperate, "Stop running every trigger.", cmdPause},
 		{"resume", "", 0, kindOperate, "Run triggers again after PAUSE.", cmdResume},
+		{"sync", "", 0, kindSync, "Fetch the configuration from iungo now and apply it; answers with iungo's version once it is in force, or an error and the old configuration stays. Blocks only the calling client.", cmdSync},
 		{"dump", "", 0, kindRead, "Return the whole configuration as one snapshot (the format the RDB holds).", cmdDump},
 		{"restore", "<snapshot>", 1, kindManage, "Replace the whole configuration with a snapshot from IUNGO DUMP, all or nothing.", cmdRestore},
 		{"info", "", 0, kindRead, "Show the configuration version, counts and counters.", cmdInfo},
@@ -167,7 +170,7 @@ func (m *Module) allowed(ctx Ctx, c *command) error {
 		return nil
 	}
 	f := ctx.Flags()
-	if f&(FlagReplicated|FlagLoading) != 0 {
+	if c.kind != kindSync && f&(FlagReplicated|FlagLoading) != 0 {
 		return nil
 	}
 	if f&FlagReplica != 0 {
@@ -359,6 +362,24 @@ func cmdRestore(m *Module, w Ctx, args []string) error {
 	return ok(w)
 }
 
+func cmdSync(m *Module, w Ctx, _ []string) error {
+	if m.sync.options().Endpoint == "" {
+		return errorf("iungo.endpoint is not set; CONFIG SET iungo.endpoint http://host:port and iungo.namespace first")
+	}
+	m.sync.mu.Lock()
+	started := m.sync.started
+	m.sync.mu.Unlock()
+	if !started {
+		return errorf("the server is still loading its data; try again in a moment")
+	}
+	answer, err := w.BlockClient()
+	if err != nil {
+		return err
+	}
+	m.sync.request(answer)
+	return nil
+}
+
 func cmdDebug(m *Module, w Ctx, args []string) error {
 	switch strings.ToUpper(args[0]) {
 	case "PANIC":
@@ -424,7 +445,29 @@ func (m *Module) Info() []InfoField {
 		{"pending_jobs", int64(m.jobs.len())},
 		{"mode", m.opts.Mode},
 		{"cluster", boolInt(m.cluster)},
-	}, goRuntimeInfo()...)
+	}, append(m.syncInfo(), goRuntimeInfo()...)...)
+}
+
+// syncInfo is what INFO shows of the sync with iungo.
+func (m *Module) syncInfo() []InfoField {
+	o, st := m.sync.options(), m.sync.State()
+	last := ""
+	if !st.LastSyncAt.IsZero() {
+		last = st.LastSyncAt.UTC().Format(time.RFC3339)
+	}
+	return []InfoField{
+		{"iungo_endpoint", o.Endpoint},
+		{"iungo_namespace", o.Namespace},
+		{"iungo_node_id", o.NodeID},
+		{"iungo_registered", boolInt(st.Registered)},
+		{"sync_version", int64(st.Version)},
+		{"sync_last_at", last},
+		{"sync_last_error", st.LastError},
+		{"syncs", int64(st.Syncs)},
+		{"sync_failures", int64(st.Failures)},
+		{"sync_apply_us", st.LastApply.Microseconds()},
+		{"sync_apply_max_us", st.MaxApply.Microseconds()},
+	}
 }
 
 // goRuntimeSamples are the Go runtime figures INFO shows: the Go heap is

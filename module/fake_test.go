@@ -22,6 +22,8 @@ type fakeCtx struct {
 	replicated int
 	users      []string // AttachUser calls
 	attached   bool
+	restores   [][]byte // ReplicateRestore calls
+	blocked    chan blockedAnswer
 
 	reply reply
 }
@@ -91,6 +93,22 @@ func (c *fakeCtx) AttachUser(name string) error {
 }
 
 func (c *fakeCtx) DetachUser() { c.attached = false }
+
+func (c *fakeCtx) ReplicateRestore(snap []byte) {
+	c.restores = append(c.restores, append([]byte(nil), snap...))
+}
+
+// BlockClient answers into blocked, which the test reads.
+func (c *fakeCtx) BlockClient() (func(uint64, error), error) {
+	ch := make(chan blockedAnswer, 1)
+	c.blocked = ch
+	return func(v uint64, err error) { ch <- blockedAnswer{v, err} }, nil
+}
+
+type blockedAnswer struct {
+	version uint64
+	err     error
+}
 
 // CommandKeys knows that the first argument after the command is a key,
 // written unless the command is GET.
@@ -164,9 +182,30 @@ type memStore struct {
 	header  []byte
 	records map[uint64][]byte
 	next    uint64
+	images  map[uint64]map[uint64][]byte
 }
 
-func newMemStore() *memStore { return &memStore{records: map[uint64][]byte{}} }
+func newMemStore() *memStore {
+	return &memStore{records: map[uint64][]byte{}, images: map[uint64]map[uint64][]byte{}}
+}
+
+func (s *memStore) Build(records [][]byte) (uint64, []uint64) {
+	img := map[uint64][]byte{}
+	handles := make([]uint64, len(records))
+	for i, r := range records {
+		s.next++
+		handles[i] = s.next
+		img[s.next] = append([]byte(nil), r...)
+	}
+	s.next++
+	s.images[s.next] = img
+	return s.next, handles
+}
+
+func (s *memStore) Swap(image uint64) {
+	s.records = s.images[image]
+	delete(s.images, image)
+}
 
 func (s *memStore) Put(h uint64, rec []byte) uint64 {
 	if h == 0 {

@@ -189,7 +189,7 @@ func splitFields(line string) ([]string, error) {
 // (pattern, events) or are added, and its events and paused lines, when
 // present, replace the current ones.
 func (mf *Manifest) overlay(c Config) Config {
-	out := Config{Version: c.Version, Classes: c.Classes, Paused: c.Paused}
+	out := Config{Version: c.Version, SyncVersion: c.SyncVersion, Classes: c.Classes, Paused: c.Paused}
 	defined := map[string]bool{}
 	for _, s := range mf.Scripts {
 		defined[s.Name] = true
@@ -255,7 +255,7 @@ func (m *Module) ApplyManifest() (bool, error) {
 		return false, nil
 	}
 	next.Version = m.version + 1
-	p, err := Prepare(next, func(name, source string) *scripting.Script {
+	p, err := m.Prepare(next, func(name, source string) *scripting.Script {
 		if s := m.reuseCompiled(name, source); s != nil {
 			return s
 		}

@@ -12,8 +12,10 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/valkey-iungo/valkey-iungo/iungo"
 	"github.com/valkey-iungo/valkey-iungo/router"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
@@ -51,6 +53,12 @@ type Ctx interface {
 	DetachUser()
 	// CommandKeys returns the key arguments of a command.
 	CommandKeys(args []string) []KeyRef
+	// ReplicateRestore propagates IUNGO RESTORE <snapshot> to replicas
+	// and the AOF.
+	ReplicateRestore(snapshot []byte)
+	// BlockClient blocks the client of the current command until the
+	// returned function, callable from any goroutine, answers it.
+	BlockClient() (func(version uint64, err error), error)
 	ReplyWriter
 }
 
@@ -74,6 +82,9 @@ const (
 	LogNotice  LogLevel = "notice"
 	LogWarning LogLevel = "warning"
 )
+
+// ModuleVersion is the module's version.
+const ModuleVersion = "0.1.0"
 
 // Limits on names and patterns.
 const (
@@ -116,16 +127,17 @@ type Stats struct {
 
 // Module holds the whole trigger configuration and runs triggers.
 type Module struct {
-	opts      Options
-	scripts   map[string]*scripting.Script
-	triggers  map[string]*Trigger
-	index     *router.Index[*Trigger] // enabled triggers only
-	listen    map[string]int          // enabled triggers per event name
-	listenAll int                     // enabled triggers for every event
-	classes   Class
-	paused    bool
-	nextSeq   uint64
-	version   uint64 // bumped by every change
+	opts        Options
+	scripts     map[string]*scripting.Script
+	triggers    map[string]*Trigger
+	index       *router.Index[*Trigger] // enabled triggers only
+	listen      map[string]int          // enabled triggers per event name
+	listenAll   int                     // enabled triggers for every event
+	classes     Class
+	paused      bool
+	nextSeq     uint64
+	version     uint64 // bumped by every change
+	syncVersion uint64 // the iungo version the configuration came from
 
 	engine  *scripting.Engine
 	host    jobHost
@@ -137,6 +149,7 @@ type Module struct {
 
 	debugEventPanic bool // IUNGO DEBUG EVENTPANIC armed
 
+	sync          *syncer
 	stats         Stats
 	source        string // what last changed the configuration
 	manifest      *Manifest
@@ -183,6 +196,7 @@ func New(h Hooks) *Module {
 		errLog:        rateLimit{perSecond: 10},
 	}
 	m.host.m = m
+	m.sync = newSyncer(m)
 	m.engine = scripting.NewEngine(m.engineOptions())
 	for _, o := range NumericOptions {
 		o.set(m, o.Default)
@@ -200,10 +214,18 @@ type nopStore struct{}
 func (nopStore) Put(uint64, []byte) uint64 { return 0 }
 func (nopStore) Delete(uint64)             {}
 func (nopStore) SetHeader([]byte, bool)    {}
-func (nopStore) Clear()                    {}
+func (nopStore) Swap(uint64)               {}
+
+func (nopStore) Build(records [][]byte) (uint64, []uint64) {
+	return 0, make([]uint64, len(records))
+}
+
+func (m *Module) header() []byte {
+	return headerRecord(m.version, m.classes, m.paused, m.syncVersion)
+}
 
 func (m *Module) storeHeader() {
-	m.store.SetHeader(headerRecord(m.version, m.classes, m.paused), m.classes == DefaultClasses && !m.paused)
+	m.store.SetHeader(m.header(), m.classes == DefaultClasses && !m.paused && m.syncVersion == 0)
 }
 
 // Close stops the script engine's watchdog.
@@ -448,16 +470,36 @@ func parseTriggerKey(pattern, events string) ([]string, error) {
 }
 
 func checkName(name string) error {
+	if iungo.ValidName(name) {
+		return nil
+	}
 	if name == "" || len(name) > MaxNameBytes {
 		return errorf("script name must be 1 to %d bytes", MaxNameBytes)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
-			return errorf("script name %q has %q; use letters, digits, '_', '-', '.' or ':'", name, c)
-		}
+	i := strings.IndexFunc(name, func(r rune) bool { return !iungo.ValidName(string(r)) })
+	return errorf("script name %q has %q; use letters, digits, '_', '-', '.' or ':'", name, name[i])
+}
+
+// CheckScript checks a script's name and compiles its source, as IUNGO
+// SCRIPT SET does.
+func CheckScript(name, source string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if _, err := scripting.Compile(name, source); err != nil {
+		return &Error{Code: "ERR", Message: err.Error()}
 	}
 	return nil
+}
+
+// CheckTrigger checks a trigger's pattern and events, as IUNGO TRIGGER SET
+// does, and returns the events normalised.
+func CheckTrigger(pattern, events string) (string, error) {
+	evs, err := parseTriggerKey(pattern, events)
+	if err != nil {
+		return "", err
+	}
+	return FormatEvents(evs), nil
 }
 
 func unknownScript(name string) error {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/valkey-iungo/valkey-iungo/iungo"
 )
 
 // Modes: in production the configuration comes from iungo, and local
@@ -39,14 +41,65 @@ type NumericOption struct {
 	set      func(*Module, int64)
 }
 
-// StringOption describes one string option; check refuses a bad value with
-// a message.
+// StringOption describes one string option; set refuses a bad value with
+// a message. Sensitive ones are hidden from the server's logs.
 type StringOption struct {
-	Name    string
-	Default string
-	Help    string
-	get     func(*Module) string
-	set     func(*Module, string) error
+	Name      string
+	Default   string
+	Sensitive bool
+	Help      string
+	get       func(*Module) string
+	set       func(*Module, string) error
+}
+
+// syncString is a string option of the sync with iungo.
+func syncString(name, help string, sensitive bool, field func(*SyncOptions) *string, check func(string) error) StringOption {
+	return StringOption{
+		Name: name, Sensitive: sensitive, Help: help,
+		get: func(m *Module) string {
+			m.sync.mu.Lock()
+			defer m.sync.mu.Unlock()
+			return *field(&m.sync.opts)
+		},
+		set: func(m *Module, v string) error {
+			if check != nil && v != "" {
+				if err := check(v); err != nil {
+					return err
+				}
+			}
+			m.sync.setSyncOption(func(o *SyncOptions) { *field(o) = v })
+			return nil
+		},
+	}
+}
+
+// syncSeconds is a numeric option of the sync, in seconds.
+func syncSeconds(name string, def int64, help string, field func(*SyncOptions) *time.Duration) NumericOption {
+	return NumericOption{
+		Name: name, Default: def, Min: 0, Max: 86_400, Help: help,
+		get: func(m *Module) int64 {
+			m.sync.mu.Lock()
+			defer m.sync.mu.Unlock()
+			return int64(*field(&m.sync.opts) / time.Second)
+		},
+		set: func(m *Module, v int64) {
+			m.sync.setSyncOption(func(o *SyncOptions) { *field(o) = time.Duration(v) * time.Second })
+		},
+	}
+}
+
+func checkEndpoint(v string) error {
+	if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+		return errorf("endpoint %q must start with http:// or https://", v)
+	}
+	return nil
+}
+
+func checkProtocolName(v string) error {
+	if !iungo.ValidName(v) {
+		return errorf("%q must be 1 to 128 letters, digits, '_', '-', '.' or ':'", v)
+	}
+	return nil
 }
 
 // NumericOptions are registered with the server as iungo.<Name>.
@@ -84,6 +137,10 @@ var NumericOptions = []NumericOption{
 			runtime.GOMAXPROCS(int(v))
 		},
 	},
+	syncSeconds("sync-interval-s", 60, "seconds between safety syncs with iungo; 0: only on heartbeats and IUNGO SYNC",
+		func(o *SyncOptions) *time.Duration { return &o.SyncEvery }),
+	syncSeconds("heartbeat-s", 10, "seconds between heartbeats to iungo; 0: none",
+		func(o *SyncOptions) *time.Duration { return &o.HeartbeatEvery }),
 	{
 		Name: "go-memory-limit-mb", Default: 1024, Min: 0, Max: 1 << 30,
 		Help: "soft limit of the Go heap (GOMEMLIMIT); 0 means none. Valkey's maxmemory does not see the Go heap",
@@ -101,6 +158,16 @@ var NumericOptions = []NumericOption{
 
 // StringOptions are registered with the server as iungo.<Name>.
 var StringOptions = []StringOption{
+	syncString("endpoint", "URL of the iungo server, e.g. http://127.0.0.1:7379; empty: no iungo", false,
+		func(o *SyncOptions) *string { return &o.Endpoint }, checkEndpoint),
+	syncString("namespace", "the iungo namespace whose configuration this node follows", false,
+		func(o *SyncOptions) *string { return &o.Namespace }, checkProtocolName),
+	syncString("token", "bearer token for iungo, also the key of its signatures", true,
+		func(o *SyncOptions) *string { return &o.Token }, nil),
+	syncString("node-id", "this node's id at iungo; default: node-address", false,
+		func(o *SyncOptions) *string { return &o.NodeID }, checkProtocolName),
+	syncString("node-address", "host:port where iungo reaches this node to send IUNGO SYNC; default: the bind address and port", false,
+		func(o *SyncOptions) *string { return &o.NodeAddress }, nil),
 	{
 		Name: "mode", Default: ModeDev,
 		Help: "dev: IUNGO commands change the configuration; production: only iungo does (IUNGO SYNC, the manifest)",

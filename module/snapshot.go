@@ -13,11 +13,12 @@ import (
 // Config is the whole configuration: what the RDB, IUNGO DUMP/RESTORE and
 // iungo sync carry. Counters are not part of it.
 type Config struct {
-	Version  uint64
-	Classes  Class
-	Paused   bool
-	Scripts  []ScriptDef
-	Triggers []TriggerDef // in registration order
+	Version     uint64
+	SyncVersion uint64 // the iungo namespace version it came from, 0 if none
+	Classes     Class
+	Paused      bool
+	Scripts     []ScriptDef
+	Triggers    []TriggerDef // in registration order
 }
 
 // ScriptDef is a script by name and source.
@@ -44,16 +45,20 @@ type Store interface {
 	// the default classes, unpaused, so that an empty store need not be
 	// saved at all.
 	SetHeader(record []byte, isDefault bool)
-	Clear()
+	// Build makes a new set of records, on any thread, and returns it with
+	// one handle per record; Swap makes it the current set and frees the
+	// old one, whose handles must not be used again.
+	Build(records [][]byte) (image uint64, handles []uint64)
+	Swap(image uint64)
 }
 
 // The snapshot format: magic, then records, then the CRC-32 (IEEE, little
 // endian) of everything before it. A record is a tag byte and fields;
 // strings are a uvarint length and bytes, numbers uvarints, flags one byte.
 //
-//	'H' version classes paused     once, first
-//	'S' name source                a script
-//	'T' pattern events script enabled   a trigger, in registration order
+//	'H' version classes paused syncversion   once, anywhere
+//	'S' name source                          a script
+//	'T' pattern events script enabled        a trigger, in registration order
 const (
 	SnapshotMagic = "IUNGOCF1"
 	tagHeader     = 'H'
@@ -73,11 +78,12 @@ func appendBool(b []byte, v bool) []byte {
 	return append(b, 0)
 }
 
-func headerRecord(version uint64, classes Class, paused bool) []byte {
+func headerRecord(version uint64, classes Class, paused bool, syncVersion uint64) []byte {
 	b := []byte{tagHeader}
 	b = binary.AppendUvarint(b, version)
 	b = binary.AppendUvarint(b, uint64(classes))
-	return appendBool(b, paused)
+	b = appendBool(b, paused)
+	return binary.AppendUvarint(b, syncVersion)
 }
 
 func scriptRecord(name, source string) []byte {
@@ -101,9 +107,35 @@ func FrameSnapshot(records ...[]byte) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 }
 
-// EncodeConfig encodes c as a snapshot.
-func EncodeConfig(c Config) []byte {
-	records := [][]byte{headerRecord(c.Version, c.Classes, c.Paused)}
+// frame is a snapshot waiting for its header: the magic and the records
+// with their running CRC, so that finishing it costs only the header.
+type frame struct {
+	buf []byte
+	crc uint32
+}
+
+func newFrame(records [][]byte) frame {
+	n := len(SnapshotMagic) + 64
+	for _, r := range records {
+		n += len(r)
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, SnapshotMagic...)
+	for _, r := range records {
+		buf = append(buf, r...)
+	}
+	return frame{buf: buf, crc: crc32.ChecksumIEEE(buf)}
+}
+
+// finish appends the header and the checksum; the frame is used up.
+func (f frame) finish(header []byte) []byte {
+	b := append(f.buf, header...)
+	return binary.LittleEndian.AppendUint32(b, crc32.Update(f.crc, crc32.IEEETable, header))
+}
+
+// configRecords encodes the scripts and triggers of c.
+func configRecords(c Config) [][]byte {
+	records := make([][]byte, 0, len(c.Scripts)+len(c.Triggers))
 	for _, s := range c.Scripts {
 		records = append(records, scriptRecord(s.Name, s.Source))
 	}
@@ -111,7 +143,12 @@ func EncodeConfig(c Config) []byte {
 		evs, _ := ParseEvents(t.Events)
 		records = append(records, triggerRecord(&Trigger{Pattern: t.Pattern, Events: evs, Script: t.Script, Enabled: t.Enabled}))
 	}
-	return FrameSnapshot(records...)
+	return records
+}
+
+// EncodeConfig encodes c as a snapshot.
+func EncodeConfig(c Config) []byte {
+	return newFrame(configRecords(c)).finish(headerRecord(c.Version, c.Classes, c.Paused, c.SyncVersion))
 }
 
 // DecodeConfig reads a snapshot. It checks the frame and the checksum, not
@@ -137,6 +174,7 @@ func DecodeConfig(b []byte) (Config, error) {
 			c.Version = d.uvarint()
 			c.Classes = Class(d.uvarint())
 			c.Paused = d.bool()
+			c.SyncVersion = d.uvarint()
 		case tagScript:
 			c.Scripts = append(c.Scripts, ScriptDef{Name: d.string(), Source: d.string()})
 		case tagTrigger:
@@ -215,7 +253,7 @@ func (d *decoder) string() string {
 
 // Config returns the current configuration.
 func (m *Module) Config() Config {
-	c := Config{Version: m.version, Classes: m.classes, Paused: m.paused}
+	c := Config{Version: m.version, SyncVersion: m.syncVersion, Classes: m.classes, Paused: m.paused}
 	for _, name := range m.ScriptNames() {
 		c.Scripts = append(c.Scripts, ScriptDef{Name: name, Source: m.scripts[name].Source})
 	}
@@ -225,20 +263,35 @@ func (m *Module) Config() Config {
 	return c
 }
 
-// Prepared is a checked, compiled configuration ready to install. Prepare
-// does the slow work and touches no module state, so it can run off the
-// main thread.
+// Prepared is a checked, compiled configuration ready to install: scripts
+// compiled, index built, records encoded and stored. Prepare does all of it
+// and touches no module state, so it can run off the main thread; Install
+// then only swaps it in.
 type Prepared struct {
-	cfg      Config
-	scripts  map[string]*scripting.Script
-	triggers []*Trigger
-	index    *router.Index[*Trigger]
+	cfg           Config
+	scripts       map[string]*scripting.Script
+	scriptHandles map[string]uint64
+	triggers      map[string]*Trigger
+	index         *router.Index[*Trigger]
+	listen        map[string]int
+	listenAll     int
+	image         uint64 // in the Store
+	body          frame  // the snapshot without its header, for replication
+	installed     bool
 }
 
 // Prepare checks and compiles c. reuse, when not nil, returns an already
-// compiled script with the same name and source.
-func Prepare(c Config, reuse func(name, source string) *scripting.Script) (*Prepared, error) {
-	p := &Prepared{cfg: c, scripts: make(map[string]*scripting.Script, len(c.Scripts)), index: router.NewIndex[*Trigger]()}
+// compiled script with the same name and source. It only reads m.store,
+// which is safe from any goroutine.
+func (m *Module) Prepare(c Config, reuse func(name, source string) *scripting.Script) (*Prepared, error) {
+	p := &Prepared{
+		cfg:           c,
+		scripts:       make(map[string]*scripting.Script, len(c.Scripts)),
+		scriptHandles: make(map[string]uint64, len(c.Scripts)),
+		triggers:      make(map[string]*Trigger, len(c.Triggers)),
+		index:         router.NewIndex[*Trigger](),
+		listen:        map[string]int{},
+	}
 	if c.Classes&^ClassesSubscribed != 0 {
 		return nil, errorf("unknown event class bits %#x", int(c.Classes&^ClassesSubscribed))
 	}
@@ -261,7 +314,7 @@ func Prepare(c Config, reuse func(name, source string) *scripting.Script) (*Prep
 		}
 		p.scripts[s.Name] = compiled
 	}
-	seen := make(map[string]bool, len(c.Triggers))
+	order := make([]*Trigger, 0, len(c.Triggers))
 	for i, td := range c.Triggers {
 		evs, err := parseTriggerKey(td.Pattern, td.Events)
 		if err != nil {
@@ -271,15 +324,31 @@ func Prepare(c Config, reuse func(name, source string) *scripting.Script) (*Prep
 			return nil, errorf("trigger %q %s uses unknown script %q", td.Pattern, td.Events, td.Script)
 		}
 		t := &Trigger{Pattern: td.Pattern, Events: evs, Script: td.Script, Enabled: td.Enabled, seq: uint64(i + 1)}
-		if seen[t.ID()] {
+		if _, dup := p.triggers[t.ID()]; dup {
 			return nil, errorf("trigger %q %s appears twice", td.Pattern, FormatEvents(evs))
 		}
-		seen[t.ID()] = true
-		p.triggers = append(p.triggers, t)
+		p.triggers[t.ID()] = t
+		order = append(order, t)
 		if t.Enabled {
 			p.index.Add(t.Pattern, t)
+			if t.Events == nil {
+				p.listenAll++
+			}
+			for _, ev := range t.Events {
+				p.listen[ev]++
+			}
 		}
 	}
+	records := configRecords(c)
+	var handles []uint64
+	p.image, handles = m.store.Build(records)
+	for i, s := range c.Scripts {
+		p.scriptHandles[s.Name] = handles[i]
+	}
+	for i, t := range order {
+		t.handle = handles[len(c.Scripts)+i]
+	}
+	p.body = newFrame(records)
 	return p, nil
 }
 
@@ -292,38 +361,37 @@ func (m *Module) reuseCompiled(name, source string) *scripting.Script {
 	return nil
 }
 
-// Install swaps a prepared configuration in at once. Triggers that exist in
-// both keep their counters. The version becomes the snapshot's, exactly, so
-// that a replayed or replicated snapshot mirrors the primary.
+// Install swaps a prepared configuration in at once; it runs on the main
+// thread, or holding the server's lock. Triggers that exist in both keep
+// their counters. The version becomes the snapshot's, exactly, so that a
+// replayed or replicated snapshot mirrors the primary. A Prepared installs
+// once.
 func (m *Module) Install(p *Prepared, source string) {
-	old := m.triggers
-	for _, t := range old {
-		t.removed = true
+	if p.installed {
+		panic("module: a Prepared installed twice")
 	}
-	m.scripts = p.scripts
-	m.triggers = make(map[string]*Trigger, len(p.triggers))
-	m.index = p.index
-	m.listen, m.listenAll = map[string]int{}, 0
-	for _, t := range p.triggers {
-		if prev, ok := old[t.ID()]; ok {
-			t.Runs, t.Errors, t.LastError = prev.Runs, prev.Errors, prev.LastError
-		}
-		m.triggers[t.ID()] = t
-		if t.Enabled {
-			m.listenTo(t, 1)
+	p.installed = true
+	for id, old := range m.triggers {
+		old.removed = true
+		if t, ok := p.triggers[id]; ok {
+			t.Runs, t.Errors, t.LastError = old.Runs, old.Errors, old.LastError
 		}
 	}
+	m.scripts, m.scriptHandles = p.scripts, p.scriptHandles
+	m.triggers, m.index = p.triggers, p.index
+	m.listen, m.listenAll = p.listen, p.listenAll
 	m.nextSeq = uint64(len(p.triggers))
 	m.classes, m.paused = p.cfg.Classes, p.cfg.Paused
-	m.version = p.cfg.Version
+	m.version, m.syncVersion = p.cfg.Version, p.cfg.SyncVersion
 	m.source = source
-	m.rebuildStore()
+	m.store.Swap(p.image)
+	m.storeHeader()
 	m.refreshFilter()
 }
 
 // Replace prepares and installs c on the main thread: all or nothing.
 func (m *Module) Replace(c Config, source string) error {
-	p, err := Prepare(c, m.reuseCompiled)
+	p, err := m.Prepare(c, m.reuseCompiled)
 	if err != nil {
 		return err
 	}
@@ -335,18 +403,7 @@ func (m *Module) Replace(c Config, source string) error {
 // server calls it when it starts loading an RDB or AOF, so that what the
 // data holds, or nothing, becomes the configuration.
 func (m *Module) Reset() {
-	m.Install(&Prepared{cfg: Config{Classes: DefaultClasses}, scripts: map[string]*scripting.Script{}, index: router.NewIndex[*Trigger]()}, "none")
-}
-
-// rebuildStore writes the whole configuration into the store again.
-func (m *Module) rebuildStore() {
-	m.store.Clear()
-	m.storeHeader()
-	clear(m.scriptHandles)
-	for _, name := range m.ScriptNames() {
-		m.scriptHandles[name] = m.store.Put(0, scriptRecord(name, m.scripts[name].Source))
-	}
-	for _, t := range m.sortedTriggers() {
-		t.handle = m.store.Put(0, triggerRecord(t))
+	if err := m.Replace(Config{Classes: DefaultClasses}, "none"); err != nil {
+		panic("module: the empty configuration does not install: " + err.Error())
 	}
 }

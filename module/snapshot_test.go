@@ -12,10 +12,11 @@ import (
 
 func sampleConfig() Config {
 	return Config{
-		Version: 7,
-		Classes: ClassHash | ClassString | ClassNew,
-		Paused:  true,
-		Scripts: []ScriptDef{{"a", "return 1"}, {"b", "server.call('INCR', 'n')"}},
+		Version:     7,
+		SyncVersion: 3,
+		Classes:     ClassHash | ClassString | ClassNew,
+		Paused:      true,
+		Scripts:     []ScriptDef{{"a", "return 1"}, {"b", "server.call('INCR', 'n')"}},
 		Triggers: []TriggerDef{
 			{Pattern: "order:*", Events: "hset,set", Script: "a", Enabled: true},
 			{Pattern: "bin:\x00\xff", Events: "*", Script: "b", Enabled: false},
@@ -42,10 +43,10 @@ func TestSnapshotDamage(t *testing.T) {
 		"checksum mismatch ": good[:len(good)-7], // truncated: the tail no longer sums up
 		"bad magic ":         good[:5],
 		"no header record":   FrameSnapshot(scriptRecord("a", "x")),
-		"two header":         FrameSnapshot(headerRecord(1, 0, false), headerRecord(1, 0, false)),
-		"unknown record":     FrameSnapshot(headerRecord(1, 0, false), []byte{'Z'}),
-		"truncated string":   FrameSnapshot(headerRecord(1, 0, false), []byte{'S', 9, 'a'}),
-		"bad flag":           FrameSnapshot([]byte{'H', 1, 0, 7}),
+		"two header":         FrameSnapshot(headerRecord(1, 0, false, 0), headerRecord(1, 0, false, 0)),
+		"unknown record":     FrameSnapshot(headerRecord(1, 0, false, 0), []byte{'Z'}),
+		"truncated string":   FrameSnapshot(headerRecord(1, 0, false, 0), []byte{'S', 9, 'a'}),
+		"bad flag":           FrameSnapshot([]byte{'H', 1, 0, 7, 0}),
 	}
 	for want, b := range cases {
 		_, err := DecodeConfig(b)
@@ -144,6 +145,7 @@ func TestReset(t *testing.T) {
 	tm.Reset()
 	assert.Equal(t, Config{Classes: DefaultClasses}, tm.Config())
 	assert.Empty(t, tm.store.records)
+	assert.Empty(t, tm.store.images, "every built image was swapped in")
 	assert.Equal(t, Class(0), tm.filters[len(tm.filters)-1])
 }
 

@@ -1,0 +1,330 @@
+package module
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/valkey-iungo/valkey-iungo/iungo"
+)
+
+// lockServer plays the server's global lock for the sync goroutine and
+// records how long it was held.
+type lockServer struct {
+	mu      sync.Mutex
+	ctx     *fakeCtx
+	maxHeld time.Duration
+}
+
+func (s *lockServer) WithLock(fn func(Ctx)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := time.Now()
+	fn(s.ctx)
+	s.maxHeld = max(s.maxHeld, time.Since(start))
+}
+
+// fakeIungo serves one namespace; the test sets what it answers.
+type fakeIungo struct {
+	*httptest.Server
+	mu        sync.Mutex
+	token     string
+	snapshot  iungo.Snapshot
+	delta     *iungo.Changes // answered when since == delta.From
+	override  http.HandlerFunc
+	registers int
+	version   uint64 // answered by heartbeats
+}
+
+func newFakeIungo(t *testing.T) *fakeIungo {
+	f := &fakeIungo{token: "secret"}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeIungo) set(fn func(f *fakeIungo)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeIungo) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	override := f.override
+	f.mu.Unlock()
+	if override != nil {
+		override(w, r)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.Header.Get("Authorization") != "Bearer "+f.token {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"code":"unauthorized","message":"bad token"}}`))
+		return
+	}
+	var out any
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/nodes"):
+		f.registers++
+		out = iungo.VersionReply{Version: f.snapshot.Version}
+	case strings.HasSuffix(r.URL.Path, "/heartbeat"):
+		out = iungo.VersionReply{Version: f.version}
+	case strings.HasSuffix(r.URL.Path, "/changes"):
+		since := r.URL.Query().Get("since")
+		switch {
+		case since == itoaU(f.snapshot.Version):
+			out = iungo.Changes{Namespace: f.snapshot.Namespace, Kind: iungo.KindDelta, From: f.snapshot.Version, Version: f.snapshot.Version}
+		case f.delta != nil && since == itoaU(f.delta.From):
+			out = f.delta
+		default:
+			sn := f.snapshot
+			sn.Kind = iungo.KindSnapshot
+			out = sn
+		}
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	body, _ := json.Marshal(out)
+	w.Header().Set(iungo.SignatureHeader, iungo.Sign(f.token, body))
+	_, _ = w.Write(body)
+}
+
+func itoaU(v uint64) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func example(version uint64) iungo.Snapshot {
+	return iungo.Snapshot{
+		Namespace: "shop", Version: version,
+		Events:  []string{"hash", "string", "new"},
+		Scripts: []iungo.Script{{Name: "count", Source: "server.call('INCR', 'n')"}},
+		Triggers: []iungo.Trigger{
+			{Pattern: "order:*", Events: "hset", Script: "count", Enabled: true},
+			{Pattern: "tmp:*", Events: "del", Script: "count", Enabled: false},
+		},
+	}
+}
+
+// syncModule is a module syncing with f.
+func syncModule(t *testing.T, f *fakeIungo, args ...string) (*testModule, *lockServer) {
+	t.Helper()
+	tm := newTestModule(t)
+	require.NoError(t, tm.ApplyArgs(append([]string{"endpoint", f.URL, "namespace", "shop", "token", "secret",
+		"heartbeat-s", "0", "sync-interval-s", "0"}, args...)))
+	srv := &lockServer{ctx: &fakeCtx{m: tm.Module, flags: FlagPrimary}}
+	tm.StartSync(srv, SyncOptions{ValkeyVersion: "8.0.1", NodeAddress: "127.0.0.1:6379", Timeout: 500 * time.Millisecond})
+	return tm, srv
+}
+
+// syncNow runs IUNGO SYNC and waits for its answer.
+func syncNow(t *testing.T, tm *testModule, srv *lockServer) blockedAnswer {
+	t.Helper()
+	srv.mu.Lock()
+	r := tm.ctx.do("SYNC")
+	srv.mu.Unlock()
+	require.Nil(t, r, "IUNGO SYNC blocks: no reply now, got %v", r)
+	select {
+	case a := <-tm.ctx.blocked:
+		return a
+	case <-time.After(10 * time.Second):
+		t.Fatal("IUNGO SYNC never answered")
+		return blockedAnswer{}
+	}
+}
+
+// config reads the module's configuration under the lock.
+func config(srv *lockServer, tm *testModule) Config {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return tm.Config()
+}
+
+// Ensure a sync fetches a snapshot, installs it whole, replicates it as one
+// RESTORE, and answers IUNGO SYNC with iungo's version.
+func TestSyncSnapshot(t *testing.T) {
+	f := newFakeIungo(t)
+	f.set(func(f *fakeIungo) { f.snapshot = example(3) })
+	tm, srv := syncModule(t, f)
+	a := syncNow(t, tm, srv)
+	require.NoError(t, a.err)
+	assert.Equal(t, uint64(3), a.version)
+	c := config(srv, tm)
+	assert.Equal(t, ClassHash|ClassString|ClassNew, c.Classes)
+	assert.Equal(t, []ScriptDef{{"count", "server.call('INCR', 'n')"}}, c.Scripts)
+	assert.Equal(t, []TriggerDef{{"order:*", "hset", "count", true}, {"tmp:*", "del", "count", false}}, c.Triggers)
+	assert.Equal(t, uint64(3), c.SyncVersion)
+	require.Len(t, srv.ctx.restores, 1)
+	replicated, err := DecodeConfig(srv.ctx.restores[0])
+	require.NoError(t, err)
+	assert.Equal(t, c, replicated)
+	srv.mu.Lock()
+	assert.Equal(t, "iungo", tm.Source())
+	srv.mu.Unlock()
+	assert.Equal(t, 1, f.registers)
+}
+
+// Ensure a delta is applied on top of the configuration it starts from.
+func TestSyncDelta(t *testing.T) {
+	f := newFakeIungo(t)
+	f.set(func(f *fakeIungo) { f.snapshot = example(3) })
+	tm, srv := syncModule(t, f)
+	require.NoError(t, syncNow(t, tm, srv).err)
+	d := &iungo.Changes{Namespace: "shop", Kind: iungo.KindDelta, From: 3, Version: 5, Events: []string{"hash"}}
+	d.Scripts.Set = []iungo.Script{{Name: "log", Source: "server.call('RPUSH', 'log', KEYS[1])"}}
+	d.Triggers.Set = []iungo.Trigger{{Pattern: "tmp:*", Events: "del", Script: "log", Enabled: true}, {Pattern: "new:*", Events: "set", Script: "log", Enabled: true}}
+	d.Triggers.Unset = []iungo.TriggerKey{{Pattern: "order:*", Events: "hset"}}
+	v5 := iungo.Snapshot{Namespace: "shop", Version: 5, Events: []string{"hash"},
+		Scripts:  []iungo.Script{{Name: "count", Source: "server.call('INCR', 'n')"}, {Name: "log", Source: "server.call('RPUSH', 'log', KEYS[1])"}},
+		Triggers: []iungo.Trigger{{Pattern: "tmp:*", Events: "del", Script: "log", Enabled: true}, {Pattern: "new:*", Events: "set", Script: "log", Enabled: true}}}
+	f.set(func(f *fakeIungo) { f.delta, f.snapshot = d, v5 })
+	a := syncNow(t, tm, srv)
+	require.NoError(t, a.err)
+	assert.Equal(t, uint64(5), a.version)
+	c := config(srv, tm)
+	assert.Equal(t, ClassHash, c.Classes)
+	assert.Len(t, c.Scripts, 2)
+	assert.Equal(t, []TriggerDef{{"tmp:*", "del", "log", true}, {"new:*", "set", "log", true}}, c.Triggers)
+}
+
+// Ensure every kind of bad answer leaves the configuration in force, is
+// reported as the last error, and never holds the lock while waiting.
+func TestSyncFailures(t *testing.T) {
+	huge := strings.Repeat("x", iungo.MaxBodyBytes+10)
+	cases := []struct {
+		name    string
+		handler http.HandlerFunc
+		want    string
+	}{
+		{"bad signature", func(w http.ResponseWriter, r *http.Request) {
+			body, _ := json.Marshal(example(9))
+			w.Header().Set(iungo.SignatureHeader, iungo.Sign("other", body))
+			_, _ = w.Write(body)
+		}, "does not match the body"},
+		{"no signature", func(w http.ResponseWriter, r *http.Request) {
+			body, _ := json.Marshal(example(9))
+			_, _ = w.Write(body)
+		}, "has no Iungo-Signature header"},
+		{"500", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"disk full"}}`))
+		}, "iungo answered 500 internal: disk full"},
+		{"500 without JSON", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = w.Write([]byte("<html>bad gateway</html>"))
+		}, "iungo answered 502 unreadable"},
+		{"timeout", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(2 * time.Second)
+		}, "iungo unreachable"},
+		{"garbage JSON", func(w http.ResponseWriter, r *http.Request) {
+			body := []byte(`{"kind": "snapshot", "namespace": "shop", "scripts": 7`)
+			w.Header().Set(iungo.SignatureHeader, iungo.Sign("secret", body))
+			_, _ = w.Write(body)
+		}, "not the JSON expected"},
+		{"huge payload", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", itoaU(uint64(len(huge))))
+			_, _ = w.Write([]byte(huge))
+		}, "over 64 MiB"},
+		{"script that does not compile", func(w http.ResponseWriter, r *http.Request) {
+			sn := example(9)
+			sn.Kind = iungo.KindSnapshot
+			sn.Scripts[0].Source = "return ("
+			body, _ := json.Marshal(sn)
+			w.Header().Set(iungo.SignatureHeader, iungo.Sign("secret", body))
+			_, _ = w.Write(body)
+		}, `iungo's configuration of version 9 is refused: ERR script "count" does not compile`},
+		{"wrong namespace", func(w http.ResponseWriter, r *http.Request) {
+			sn := example(9)
+			sn.Kind, sn.Namespace = iungo.KindSnapshot, "other"
+			body, _ := json.Marshal(sn)
+			w.Header().Set(iungo.SignatureHeader, iungo.Sign("secret", body))
+			_, _ = w.Write(body)
+		}, `answered for namespace "other"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeIungo(t)
+			f.set(func(f *fakeIungo) { f.snapshot = example(3) })
+			tm, srv := syncModule(t, f)
+			require.NoError(t, syncNow(t, tm, srv).err)
+			before := config(srv, tm)
+			f.set(func(f *fakeIungo) {
+				f.override = func(w http.ResponseWriter, r *http.Request) {
+					if strings.HasSuffix(r.URL.Path, "/changes") {
+						c.handler(w, r)
+						return
+					}
+					w.WriteHeader(http.StatusNotFound)
+				}
+			})
+			a := syncNow(t, tm, srv)
+			require.Error(t, a.err)
+			assert.Contains(t, a.err.Error(), c.want)
+			assert.Equal(t, before, config(srv, tm), "the configuration in force stays")
+			assert.Contains(t, tm.Module.sync.State().LastError, c.want)
+			srv.mu.Lock()
+			assert.Less(t, srv.maxHeld, 100*time.Millisecond, "the lock is held only to install")
+			srv.mu.Unlock()
+		})
+	}
+}
+
+// Ensure a replica fetches nothing and applies nothing.
+func TestSyncOnReplica(t *testing.T) {
+	f := newFakeIungo(t)
+	f.set(func(f *fakeIungo) { f.snapshot = example(3) })
+	tm, srv := syncModule(t, f)
+	srv.ctx.flags = FlagReplica
+	tm.ctx.flags = FlagReplica
+	r := tm.ctx.do("SYNC")
+	assert.Contains(t, r, "-READONLY")
+	assert.Empty(t, config(srv, tm).Scripts)
+}
+
+// Ensure a heartbeat that reports a newer version makes the node sync, and
+// a sync that failed is retried until iungo answers.
+func TestSyncHeartbeatAndRetry(t *testing.T) {
+	f := newFakeIungo(t)
+	down := true
+	f.set(func(f *fakeIungo) {
+		f.snapshot, f.version = example(4), 4
+		f.override = func(w http.ResponseWriter, r *http.Request) {
+			f.mu.Lock()
+			d := down
+			f.mu.Unlock()
+			if d {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			f.mu.Lock()
+			f.override = nil
+			f.mu.Unlock()
+			f.serve(w, r)
+		}
+	})
+	tm, srv := syncModule(t, f, "heartbeat-s", "1")
+	require.Eventually(t, func() bool { return tm.Module.sync.State().Failures > 0 }, 5*time.Second, 10*time.Millisecond)
+	f.set(func(*fakeIungo) { down = false })
+	require.Eventually(t, func() bool { return config(srv, tm).SyncVersion == 4 }, 10*time.Second, 20*time.Millisecond,
+		"retried with backoff until iungo answered")
+	f.set(func(f *fakeIungo) { f.snapshot, f.version = example(6), 6 })
+	require.Eventually(t, func() bool { return config(srv, tm).SyncVersion == 6 }, 10*time.Second, 20*time.Millisecond,
+		"a heartbeat with a newer version makes the node sync")
+	assert.Empty(t, tm.Module.sync.State().LastError)
+}
+
+// Ensure IUNGO SYNC without an endpoint says what to set.
+func TestSyncWithoutEndpoint(t *testing.T) {
+	tm := newTestModule(t)
+	assert.Contains(t, tm.ctx.do("SYNC"), "iungo.endpoint is not set")
+}
