@@ -91,6 +91,66 @@ func (x serverCtx) CommandKeys(args []string) []module.KeyRef {
 	return keys
 }
 
+func (x serverCtx) ReplicateRestore(snap []byte) {
+	C.iungo_replicate_restore(x.c, bytesPtr(snap), C.size_t(len(snap)), 0)
+}
+
+// Answers of IUNGO SYNC wait here, by id, for their reply callback: C
+// holds only the id.
+var (
+	answersMu sync.Mutex
+	answers   = map[uint64]syncAnswer{}
+	answerID  uint64
+)
+
+type syncAnswer struct {
+	version uint64
+	err     error
+}
+
+func (x serverCtx) BlockClient() (func(uint64, error), error) {
+	bc := C.iungo_block(x.c)
+	if bc == nil {
+		return nil, errors.New("ERR IUNGO SYNC cannot wait here (MULTI or a script); send it on its own")
+	}
+	var once sync.Once
+	return func(v uint64, err error) {
+		once.Do(func() {
+			answersMu.Lock()
+			answerID++
+			id := answerID
+			answers[id] = syncAnswer{v, err}
+			answersMu.Unlock()
+			C.iungo_unblock(bc, C.uint64_t(id))
+		})
+	}, nil
+}
+
+// replySync answers a blocked IUNGO SYNC on the main thread.
+func replySync(x serverCtx, id uint64) {
+	answersMu.Lock()
+	a, ok := answers[id]
+	delete(answers, id)
+	answersMu.Unlock()
+	switch {
+	case !ok:
+		x.ReplyError("ERR internal error in iungo: lost the answer of IUNGO SYNC")
+	case a.err != nil:
+		x.ReplyError("ERR iungo sync failed: " + strings.TrimPrefix(a.err.Error(), "ERR ") + "; the configuration in force stays")
+	default:
+		x.ReplyInt(int64(a.version))
+	}
+}
+
+// lockServer is module.Server: the server's global lock for goroutines.
+type lockServer struct{}
+
+func (lockServer) WithLock(fn func(module.Ctx)) {
+	ctx := C.iungo_lock()
+	defer C.iungo_unlock(ctx)
+	fn(serverCtx{ctx})
+}
+
 func (x serverCtx) ReplyError(msg string) {
 	msg = oneLine(msg)
 	C.iungo_reply_error(x.c, cstr(msg), C.size_t(len(msg)))

@@ -226,22 +226,33 @@ func goForkBorn(ctx *C.ValkeyModuleCtx) {
 	C.iungo_replicate_restore(ctx, bytesPtr(snap), C.size_t(len(snap)), 1)
 }
 
-//export goManifestTimer
-func goManifestTimer(ctx *C.ValkeyModuleCtx) {
+//export goSyncReply
+func goSyncReply(ctx *C.ValkeyModuleCtx, id C.uint64_t) {
+	sc := serverCtx{ctx}
 	defer func() {
 		if r := recover(); r != nil {
-			logPanic("manifest", r)
+			logPanic("IUNGO SYNC reply", r)
+			sc.ReplyError(fmt.Sprintf("ERR internal error in iungo: %v", r))
+		}
+	}()
+	replySync(sc, uint64(id))
+}
+
+//export goAfterStartup
+func goAfterStartup(ctx *C.ValkeyModuleCtx) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("startup", r)
 		}
 	}()
 	changed, err := mod.ApplyManifest()
-	if err != nil {
+	switch {
+	case err != nil:
 		logLine(module.LogWarning, "iungo: manifest not applied after the data load: "+err.Error())
-		return
-	}
-	if changed {
+	case changed:
 		// Replicas and the AOF learn the result as one RESTORE.
-		snap := module.EncodeConfig(mod.Config())
-		C.iungo_replicate_restore(ctx, bytesPtr(snap), C.size_t(len(snap)), 0)
+		serverCtx{ctx}.ReplicateRestore(module.EncodeConfig(mod.Config()))
 		logLine(module.LogNotice, "iungo: applied the manifest "+mod.ManifestPath()+" over the loaded data")
 	}
+	mod.StartSync(lockServer{}, module.SyncOptions{ValkeyVersion: serverVersion, NodeAddress: nodeAddress})
 }

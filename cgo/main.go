@@ -11,6 +11,7 @@ import "C"
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -25,9 +26,9 @@ func main() {}
 // mod is the loaded module; the server calls into it from its main thread.
 var mod *module.Module
 
-// Version is the module's version, as the server's MODULE LIST shows it
-// (encoded in shim.c as 100).
-const Version = "0.1.0"
+// Set at load for the sync with iungo: the server's version and where
+// iungo can reach this node.
+var serverVersion, nodeAddress string
 
 // cLevels holds the log levels as C strings for the life of the process.
 var cLevels = map[module.LogLevel]*C.char{
@@ -100,7 +101,7 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	}
 	for i, o := range module.StringOptions {
 		name, def := C.CString(o.Name), C.CString(o.Default)
-		ok := C.iungo_register_string(ctx, name, def, C.int(i))
+		ok := C.iungo_register_string(ctx, name, def, C.int(i), boolInt(o.Sensitive))
 		C.free(unsafe.Pointer(name))
 		C.free(unsafe.Pointer(def))
 		if ok == 0 {
@@ -113,11 +114,9 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	if err := m.ApplyArgs(args); err != nil {
 		return err
 	}
-	if m.ManifestPath() != "" {
-		// The manifest wins over what the data load restores: apply it
-		// again once the startup load is over.
-		C.iungo_after_startup(ctx)
-	}
+	// Once the startup load is over: the manifest again (it wins over
+	// what the data restored), then the sync with iungo.
+	C.iungo_after_startup(ctx)
 	if C.iungo_register_info(ctx) == 0 {
 		return fmt.Errorf("cannot register the INFO section")
 	}
@@ -128,8 +127,38 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	m.SetClusterMode(module.CtxFlags(C.iungo_ctx_flags(ctx))&module.FlagCluster != 0)
 	C.iungo_subscribe(ctx, C.int(module.ClassesSubscribed))
 	v := int(C.iungo_server_version())
-	logLine(module.LogNotice, fmt.Sprintf("iungo %s loaded on Valkey %d.%d.%d", Version, v>>16&0xff, v>>8&0xff, v&0xff))
+	serverVersion = fmt.Sprintf("%d.%d.%d", v>>16&0xff, v>>8&0xff, v&0xff)
+	nodeAddress = defaultAddress(ctx)
+	logLine(module.LogNotice, fmt.Sprintf("iungo %s loaded on Valkey %s", module.ModuleVersion, serverVersion))
 	return nil
+}
+
+// configGet reads a server config value.
+func configGet(ctx *C.ValkeyModuleCtx, name string) string {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var n C.size_t
+	p := C.iungo_config_get(ctx, cname, &n)
+	if p == nil {
+		return ""
+	}
+	defer C.iungo_free(unsafe.Pointer(p))
+	return C.GoStringN(p, C.int(n))
+}
+
+// defaultAddress is host:port from the first bind address, or the host
+// name when the server listens everywhere.
+func defaultAddress(ctx *C.ValkeyModuleCtx) string {
+	host := "127.0.0.1"
+	if fields := strings.Fields(configGet(ctx, "bind")); len(fields) > 0 {
+		host = strings.TrimPrefix(fields[0], "-")
+	}
+	if host == "*" || host == "0.0.0.0" || host == "::" || host == "::*" {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, configGet(ctx, "port"))
 }
 
 // setCrashOutput sends what the Go runtime prints when it dies (an
@@ -137,14 +166,8 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 // log file, or in the server's directory when it logs to stdout.
 func setCrashOutput(ctx *C.ValkeyModuleCtx) {
 	dir := "."
-	name := C.CString("logfile")
-	defer C.free(unsafe.Pointer(name))
-	var n C.size_t
-	if p := C.iungo_config_get(ctx, name, &n); p != nil {
-		if logfile := C.GoStringN(p, C.int(n)); logfile != "" {
-			dir = filepath.Dir(logfile)
-		}
-		C.iungo_free(unsafe.Pointer(p))
+	if logfile := configGet(ctx, "logfile"); logfile != "" {
+		dir = filepath.Dir(logfile)
 	}
 	path := filepath.Join(dir, "iungo-crash.log")
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -155,6 +178,13 @@ func setCrashOutput(ctx *C.ValkeyModuleCtx) {
 	if err != nil {
 		logLine(module.LogWarning, "iungo: Go crash output stays on stderr: "+err.Error())
 	}
+}
+
+func boolInt(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // cstore is module.Store over the C record list that aux_save2 frames.
@@ -174,7 +204,30 @@ func (cstore) SetHeader(rec []byte, isDefault bool) {
 	C.iungo_store_set_header(bytesPtr(rec), C.size_t(len(rec)), d)
 }
 
-func (cstore) Clear() { C.iungo_store_clear() }
+// Build packs the records into one buffer for one C call; it allocates
+// nothing in C that Go keeps, and runs on any thread.
+func (cstore) Build(records [][]byte) (uint64, []uint64) {
+	total := 0
+	for _, r := range records {
+		total += len(r)
+	}
+	buf := make([]byte, 0, total)
+	ends := make([]C.size_t, len(records))
+	for i, r := range records {
+		buf = append(buf, r...)
+		ends[i] = C.size_t(len(buf))
+	}
+	handles := make([]uint64, len(records))
+	var endsPtr *C.size_t
+	var handlesPtr *C.uint64_t
+	if len(records) > 0 {
+		endsPtr, handlesPtr = &ends[0], (*C.uint64_t)(unsafe.Pointer(&handles[0]))
+	}
+	image := C.iungo_store_build(bytesPtr(buf), endsPtr, C.size_t(len(records)), handlesPtr)
+	return uint64(image), handles
+}
+
+func (cstore) Swap(image uint64) { C.iungo_store_swap(C.uint64_t(image)) }
 
 // bytesPtr points C at a byte slice for the duration of one call.
 func bytesPtr(b []byte) *C.char {

@@ -25,6 +25,7 @@
 #define VALKEYMODULE_REPLY_NULL 4
 
 #define VALKEYMODULE_CONFIG_DEFAULT 0
+#define VALKEYMODULE_CONFIG_SENSITIVE (1 << 1)
 
 #define VALKEYMODULE_TYPE_METHOD_VERSION 5
 #define VALKEYMODULE_AUX_BEFORE_RDB (1 << 0)
@@ -47,6 +48,8 @@ typedef struct ValkeyModuleType ValkeyModuleType;
 typedef struct ValkeyModuleServerInfoData ValkeyModuleServerInfoData;
 typedef uint64_t ValkeyModuleTimerID;
 typedef struct ValkeyModuleUser ValkeyModuleUser;
+typedef struct ValkeyModuleBlockedClient ValkeyModuleBlockedClient;
+#define VALKEYMODULE_CTX_FLAGS_DENY_BLOCKING (1 << 21)
 typedef ValkeyModuleString *(*ValkeyModuleConfigGetStringFunc)(const char *name, void *privdata);
 typedef int (*ValkeyModuleConfigSetStringFunc)(const char *name, ValkeyModuleString *val, void *privdata,
                                                ValkeyModuleString **err);
@@ -147,6 +150,14 @@ static ValkeyModuleUser *(*GetModuleUserFromUserName)(ValkeyModuleString *);
 static void (*FreeModuleUser)(ValkeyModuleUser *);
 static void (*SetContextUser)(ValkeyModuleCtx *, const ValkeyModuleUser *);
 static int *(*GetCommandKeysWithFlags)(ValkeyModuleCtx *, ValkeyModuleString **, int, int *, int **);
+static ValkeyModuleBlockedClient *(*BlockClient)(ValkeyModuleCtx *, ValkeyModuleCmdFunc, ValkeyModuleCmdFunc,
+                                                 void (*)(ValkeyModuleCtx *, void *), long long);
+static int (*UnblockClient)(ValkeyModuleBlockedClient *, void *);
+static void *(*GetBlockedClientPrivateData)(ValkeyModuleCtx *);
+static ValkeyModuleCtx *(*GetThreadSafeContext)(ValkeyModuleBlockedClient *);
+static void (*FreeThreadSafeContext)(ValkeyModuleCtx *);
+static void (*ThreadSafeContextLock)(ValkeyModuleCtx *);
+static void (*ThreadSafeContextUnlock)(ValkeyModuleCtx *);
 
 #define IUNGO_MODULE_NAME "iungo"
 #define IUNGO_MODULE_VERSION 100 /* 0.1.0 */
@@ -246,6 +257,13 @@ static int init(ValkeyModuleCtx *ctx) {
     REQUIRE(FreeModuleUser);
     REQUIRE(SetContextUser);
     REQUIRE(GetCommandKeysWithFlags);
+    REQUIRE(BlockClient);
+    REQUIRE(UnblockClient);
+    REQUIRE(GetBlockedClientPrivateData);
+    REQUIRE(GetThreadSafeContext);
+    REQUIRE(FreeThreadSafeContext);
+    REQUIRE(ThreadSafeContextLock);
+    REQUIRE(ThreadSafeContextUnlock);
     if (resolve("ValkeyModule_", "AddACLCategory", (void *)&AddACLCategory) != VALKEYMODULE_OK) AddACLCategory = NULL;
     return VALKEYMODULE_OK;
 fail:
@@ -584,10 +602,11 @@ static int config_set_string(const char *name, ValkeyModuleString *val, void *pr
     return VALKEYMODULE_ERR;
 }
 
-int iungo_register_string(ValkeyModuleCtx *ctx, const char *name, const char *def, int idx) {
+int iungo_register_string(ValkeyModuleCtx *ctx, const char *name, const char *def, int idx, int sensitive) {
     if (idx < 0 || idx >= (int)(sizeof(string_values) / sizeof(string_values[0]))) return 0;
-    return RegisterStringConfig(ctx, name, def, VALKEYMODULE_CONFIG_DEFAULT, config_get_string, config_set_string,
-                                NULL, (void *)(intptr_t)idx) == VALKEYMODULE_OK;
+    unsigned int flags = sensitive ? VALKEYMODULE_CONFIG_SENSITIVE : VALKEYMODULE_CONFIG_DEFAULT;
+    return RegisterStringConfig(ctx, name, def, flags, config_get_string, config_set_string, NULL,
+                                (void *)(intptr_t)idx) == VALKEYMODULE_OK;
 }
 
 int iungo_load_configs(ValkeyModuleCtx *ctx) {
@@ -622,46 +641,67 @@ int iungo_server_version(void) {
 
 /* The configuration as a list of encoded records (see snapshot.go), kept in
  * C so that aux_save2 can frame it in a forked child: Go code must not run
- * there, since only the forking thread survives a fork. */
+ * there, since only the forking thread survives a fork. A store is built
+ * whole, on any thread, with one allocation for its nodes and one for their
+ * bytes; later changes put and delete single records. */
 #define RECORD_MAGIC 0x69756e67u
 
 typedef struct record {
     uint32_t magic;
+    int owned; /* allocated on its own, not part of a built store */
     struct record *prev, *next;
     size_t len;
-    char data[];
+    const char *data;
 } record;
 
-static record *store_head, *store_tail;
+typedef struct store {
+    record *head, *tail;
+    record *nodes; /* the records it was built with */
+    char *arena;   /* their bytes */
+} store;
+
+static store empty_store, *current = &empty_store;
 static char *store_header;
 static size_t store_header_len;
 static int store_header_default = 1;
 
-static void store_unlink(record *r) {
-    if (r->prev) r->prev->next = r->next; else store_head = r->next;
-    if (r->next) r->next->prev = r->prev; else store_tail = r->prev;
+static void store_unlink(store *st, record *r) {
+    if (r->prev) r->prev->next = r->next; else st->head = r->next;
+    if (r->next) r->next->prev = r->prev; else st->tail = r->prev;
+}
+
+static void store_free(store *st) {
+    for (record *r = st->head, *next; r; r = next) {
+        next = r->next;
+        if (r->owned) {
+            r->magic = 0;
+            free(r);
+        }
+    }
+    free(st->nodes);
+    free(st->arena);
+    if (st != &empty_store) free(st);
 }
 
 uint64_t iungo_store_put(uint64_t handle, const char *rec, size_t len) {
     record *r = malloc(sizeof(record) + len);
     if (!r) return handle;
-    r->magic = RECORD_MAGIC;
-    r->len = len;
-    memcpy(r->data, rec, len);
+    char *data = (char *)(r + 1);
+    memcpy(data, rec, len);
+    *r = (record){.magic = RECORD_MAGIC, .owned = 1, .len = len, .data = data};
     record *old = (record *)(uintptr_t)handle;
     if (old && old->magic == RECORD_MAGIC) {
         /* Replace in place: a trigger keeps its registration order. */
         r->prev = old->prev;
         r->next = old->next;
-        if (r->prev) r->prev->next = r; else store_head = r;
-        if (r->next) r->next->prev = r; else store_tail = r;
+        if (r->prev) r->prev->next = r; else current->head = r;
+        if (r->next) r->next->prev = r; else current->tail = r;
         old->magic = 0;
-        free(old);
+        if (old->owned) free(old);
     } else {
-        r->prev = store_tail;
-        r->next = NULL;
-        if (store_tail) store_tail->next = r; else store_head = r;
-        store_tail = r;
+        r->prev = current->tail;
+        if (current->tail) current->tail->next = r; else current->head = r;
+        current->tail = r;
     }
     return (uint64_t)(uintptr_t)r;
 }
@@ -669,9 +709,42 @@ uint64_t iungo_store_put(uint64_t handle, const char *rec, size_t len) {
 void iungo_store_delete(uint64_t handle) {
     record *r = (record *)(uintptr_t)handle;
     if (!r || r->magic != RECORD_MAGIC) return;
-    store_unlink(r);
+    store_unlink(current, r);
     r->magic = 0;
-    free(r);
+    if (r->owned) free(r);
+}
+
+uint64_t iungo_store_build(const char *buf, const size_t *ends, size_t n, uint64_t *handles) {
+    store *st = calloc(1, sizeof(store));
+    if (!st) return 0;
+    size_t total = n ? ends[n - 1] : 0;
+    st->arena = malloc(total ? total : 1);
+    st->nodes = calloc(n ? n : 1, sizeof(record));
+    if (!st->arena || !st->nodes) {
+        store_free(st);
+        return 0;
+    }
+    memcpy(st->arena, buf, total);
+    for (size_t i = 0; i < n; i++) {
+        size_t start = i ? ends[i - 1] : 0;
+        record *r = &st->nodes[i];
+        *r = (record){.magic = RECORD_MAGIC, .len = ends[i] - start, .data = st->arena + start};
+        r->prev = i ? &st->nodes[i - 1] : NULL;
+        r->next = i + 1 < n ? &st->nodes[i + 1] : NULL;
+        handles[i] = (uint64_t)(uintptr_t)r;
+    }
+    if (n) {
+        st->head = &st->nodes[0];
+        st->tail = &st->nodes[n - 1];
+    }
+    return (uint64_t)(uintptr_t)st;
+}
+
+void iungo_store_swap(uint64_t image) {
+    store *st = (store *)(uintptr_t)image, *old = current;
+    if (!st) return;
+    current = st;
+    store_free(old);
 }
 
 void iungo_store_set_header(const char *rec, size_t len, int is_default) {
@@ -682,10 +755,6 @@ void iungo_store_set_header(const char *rec, size_t len, int is_default) {
     store_header = h;
     store_header_len = len;
     store_header_default = is_default;
-}
-
-void iungo_store_clear(void) {
-    while (store_head) iungo_store_delete((uint64_t)(uintptr_t)store_head);
 }
 
 /* CRC-32 (IEEE), as Go's hash/crc32.ChecksumIEEE. */
@@ -712,9 +781,9 @@ static uint32_t crc32_ieee(const char *p, size_t n) {
  * loads without the module; loading resets the configuration first. */
 static void aux_save(ValkeyModuleIO *io, int when) {
     (void)when;
-    if (!store_head && store_header_default) return;
+    if (!current->head && store_header_default) return;
     size_t total = sizeof(SNAPSHOT_MAGIC) - 1 + store_header_len + 4;
-    for (record *r = store_head; r; r = r->next) total += r->len;
+    for (record *r = current->head; r; r = r->next) total += r->len;
     char *buf = malloc(total), *p = buf;
     if (!buf) {
         Log(log_ctx, "warning", "iungo: out of memory saving the configuration; saving an empty one");
@@ -724,7 +793,7 @@ static void aux_save(ValkeyModuleIO *io, int when) {
     p += sizeof(SNAPSHOT_MAGIC) - 1;
     memcpy(p, store_header, store_header_len);
     p += store_header_len;
-    for (record *r = store_head; r; r = r->next) {
+    for (record *r = current->head; r; r = r->next) {
         memcpy(p, r->data, r->len);
         p += r->len;
     }
@@ -795,7 +864,7 @@ int iungo_register_persistence(ValkeyModuleCtx *ctx) {
 
 static void after_startup(ValkeyModuleCtx *ctx, void *data) {
     (void)data;
-    goManifestTimer(ctx);
+    goAfterStartup(ctx);
 }
 
 void iungo_after_startup(ValkeyModuleCtx *ctx) {
@@ -904,4 +973,32 @@ char *iungo_config_get(ValkeyModuleCtx *ctx, const char *name, size_t *len) {
     }
     if (r) FreeCallReply(r);
     return out;
+}
+
+/* ---- Blocked clients and the global lock ---- */
+
+static int sync_reply(ValkeyModuleCtx *ctx, ValkeyModuleString **argv, int argc) {
+    (void)argv, (void)argc;
+    goSyncReply(ctx, (uint64_t)(uintptr_t)GetBlockedClientPrivateData(ctx));
+    return VALKEYMODULE_OK;
+}
+
+void *iungo_block(ValkeyModuleCtx *ctx) {
+    if (GetContextFlags(ctx) & VALKEYMODULE_CTX_FLAGS_DENY_BLOCKING) return NULL;
+    return BlockClient(ctx, sync_reply, NULL, NULL, 0);
+}
+
+void iungo_unblock(void *bc, uint64_t id) {
+    UnblockClient(bc, (void *)(uintptr_t)id);
+}
+
+ValkeyModuleCtx *iungo_lock(void) {
+    ValkeyModuleCtx *ctx = GetThreadSafeContext(NULL);
+    ThreadSafeContextLock(ctx);
+    return ctx;
+}
+
+void iungo_unlock(ValkeyModuleCtx *ctx) {
+    ThreadSafeContextUnlock(ctx);
+    FreeThreadSafeContext(ctx);
 }

@@ -68,7 +68,7 @@ int iungo_add_acl_category(ValkeyModuleCtx *ctx);
 int iungo_create_subcommand(ValkeyModuleCtx *ctx, const char *name, const char *flags, const char *categories);
 int iungo_register_numeric(ValkeyModuleCtx *ctx, const char *name, long long def, long long min, long long max,
                            int idx);
-int iungo_register_string(ValkeyModuleCtx *ctx, const char *name, const char *def, int idx);
+int iungo_register_string(ValkeyModuleCtx *ctx, const char *name, const char *def, int idx, int sensitive);
 int iungo_load_configs(ValkeyModuleCtx *ctx);
 int iungo_register_info(ValkeyModuleCtx *ctx);
 
@@ -84,15 +84,30 @@ int iungo_server_version(void);
  * configuration in RDB files, and the server events around loading and
  * forking. */
 int iungo_register_persistence(ValkeyModuleCtx *ctx);
-/* Runs goManifestTimer once the event loop runs, after the startup load. */
+/* Runs goAfterStartup once the event loop runs, after the startup load. */
 void iungo_after_startup(ValkeyModuleCtx *ctx);
 
 /* The configuration as records, framed by aux_save2 in the forked child
- * where Go must not run. Handles are opaque to Go; 0 means "new". */
+ * where Go must not run. Handles are opaque to Go; 0 means "new". Build
+ * may run on any thread: records packed in buf end at ends[i]; handles
+ * receives one handle each. Swap makes a built store current and frees
+ * the old one. */
 uint64_t iungo_store_put(uint64_t handle, const char *rec, size_t len);
 void iungo_store_delete(uint64_t handle);
 void iungo_store_set_header(const char *rec, size_t len, int is_default);
-void iungo_store_clear(void);
+uint64_t iungo_store_build(const char *buf, const size_t *ends, size_t n, uint64_t *handles);
+void iungo_store_swap(uint64_t image);
+
+/* Blocks the client of the current command until iungo_unblock; returns
+ * NULL where it cannot block (MULTI, scripts). The reply callback calls
+ * goSyncReply with id. Unblock may be called from any thread. */
+void *iungo_block(ValkeyModuleCtx *ctx);
+void iungo_unblock(void *bc, uint64_t id);
+
+/* The server's global lock, for goroutines: a context to use while it is
+ * held. Never from the main thread. */
+ValkeyModuleCtx *iungo_lock(void);
+void iungo_unlock(ValkeyModuleCtx *ctx);
 
 /* Propagates IUNGO RESTORE <snapshot>: to the AOF only when aof_only. */
 void iungo_replicate_restore(ValkeyModuleCtx *ctx, const char *snap, size_t len, int aof_only);
