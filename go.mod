@@ -1,13 +1,24 @@
 module github.com/valkey-iungo/valkey-iungo
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/valkey-io/valkey-go v1.0.79
 	github.com/yuin/gopher-lua v1.1.2
 )
 
-require golang.org/x/sys v0.47.0 // indirect
+require (
+	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/ncruces/go-strftime v1.1.0 // indirect
+	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	modernc.org/libc v1.79.0 // indirect
+	modernc.org/mathutil v1.7.1 // indirect
+	modernc.org/memory v1.12.1 // indirect
+	modernc.org/sqlite v1.61.1 // indirect
+)
 
 require (
 	github.com/stretchr/testify v1.12.1

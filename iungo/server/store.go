@@ -1,0 +1,556 @@
+package server
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the embedded, pure-Go SQLite driver
+
+	"github.com/valkey-iungo/valkey-iungo/iungo"
+	"github.com/valkey-iungo/valkey-iungo/module"
+)
+
+// historyLength is how many changes per namespace the store keeps for
+// deltas; older versions get a snapshot.
+const historyLength = 1000
+
+// Errors the API maps to HTTP statuses.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Namespace groups nodes that share one configuration.
+type Namespace struct {
+	Name      string
+	Token     string
+	Version   uint64
+	Events    []string
+	CreatedAt time.Time
+}
+
+// Node is what a node said at registration and in its last heartbeat.
+type Node struct {
+	Namespace     string
+	ID            string
+	Address       string
+	ValkeyVersion string
+	ModuleVersion string
+	Role          string
+	RegisteredAt  time.Time
+	LastSeen      time.Time
+	SyncVersion   uint64
+	LastSyncAt    string
+	LastError     string
+	Runs, Errors  uint64
+	Triggers      int
+}
+
+// Store keeps namespaces, their configurations, their change history and
+// their nodes in an SQLite database file.
+type Store struct {
+	db *sql.DB
+	mu sync.Mutex // one writer at a time
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS namespaces (
+	name TEXT PRIMARY KEY, token TEXT NOT NULL, version INTEGER NOT NULL,
+	events TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scripts (
+	ns TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (ns, name));
+CREATE TABLE IF NOT EXISTS triggers (
+	ns TEXT NOT NULL, seq INTEGER NOT NULL, pattern TEXT NOT NULL, events TEXT NOT NULL,
+	script TEXT NOT NULL, enabled INTEGER NOT NULL, PRIMARY KEY (ns, pattern, events));
+CREATE TABLE IF NOT EXISTS changes (
+	ns TEXT NOT NULL, version INTEGER NOT NULL, op TEXT NOT NULL, payload TEXT NOT NULL,
+	PRIMARY KEY (ns, version, op, payload));
+CREATE TABLE IF NOT EXISTS nodes (
+	ns TEXT NOT NULL, id TEXT NOT NULL, address TEXT NOT NULL, valkey_version TEXT NOT NULL,
+	module_version TEXT NOT NULL, role TEXT NOT NULL, registered_at TEXT NOT NULL,
+	last_seen TEXT NOT NULL, sync_version INTEGER NOT NULL DEFAULT 0, last_sync_at TEXT NOT NULL DEFAULT '',
+	last_error TEXT NOT NULL DEFAULT '', runs INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
+	triggers INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ns, id));
+`
+
+// OpenStore opens (creating it if needed) the database in dir.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "iungo.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("creating the schema: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// NewToken returns a random token.
+func NewToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func now() string { return time.Now().UTC().Format(time.RFC3339) }
+
+// CreateNamespace creates an empty namespace with the default event
+// classes; an empty token gets a random one.
+func (s *Store) CreateNamespace(name, token string) (Namespace, error) {
+	if !iungo.ValidName(name) {
+		return Namespace{}, fmt.Errorf("%w: namespace name %q: use 1 to 128 letters, digits, '_', '-', '.' or ':'", errBadRequest, name)
+	}
+	if token == "" {
+		token = NewToken()
+	}
+	events, _ := json.Marshal(module.ClassNames(module.DefaultClasses))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.db.Exec(`INSERT INTO namespaces (name, token, version, events, created_at) VALUES (?, ?, 1, ?, ?)`,
+		name, token, string(events), now())
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") {
+			return Namespace{}, fmt.Errorf("%w: namespace %q exists", ErrConflict, name)
+		}
+		return Namespace{}, err
+	}
+	return s.Namespace(name)
+}
+
+// errBadRequest marks errors of what the caller sent.
+var errBadRequest = errors.New("bad request")
+
+// Namespaces lists the namespaces by name.
+func (s *Store) Namespaces() ([]Namespace, error) {
+	rows, err := s.db.Query(`SELECT name FROM namespaces ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	out := make([]Namespace, 0, len(names))
+	for _, n := range names {
+		ns, err := s.Namespace(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// Namespace returns one namespace.
+func (s *Store) Namespace(name string) (Namespace, error) {
+	return namespace(s.db, name)
+}
+
+type querier interface {
+	QueryRow(query string, args ...any) *sql.Row
+	Query(query string, args ...any) (*sql.Rows, error)
+}
+
+func namespace(q querier, name string) (Namespace, error) {
+	var ns Namespace
+	var events, created string
+	err := q.QueryRow(`SELECT name, token, version, events, created_at FROM namespaces WHERE name = ?`, name).
+		Scan(&ns.Name, &ns.Token, &ns.Version, &events, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ns, fmt.Errorf("%w: namespace %q does not exist", ErrNotFound, name)
+	}
+	if err != nil {
+		return ns, err
+	}
+	ns.CreatedAt, _ = time.Parse(time.RFC3339, created)
+	err = json.Unmarshal([]byte(events), &ns.Events)
+	return ns, err
+}
+
+// Snapshot returns a namespace's whole configuration.
+func (s *Store) Snapshot(name string) (iungo.Snapshot, error) {
+	return snapshot(s.db, name)
+}
+
+func snapshot(q querier, name string) (iungo.Snapshot, error) {
+	ns, err := namespace(q, name)
+	if err != nil {
+		return iungo.Snapshot{}, err
+	}
+	sn := iungo.Snapshot{Namespace: name, Version: ns.Version, Events: ns.Events, Scripts: []iungo.Script{}, Triggers: []iungo.Trigger{}}
+	rows, err := q.Query(`SELECT name, source FROM scripts WHERE ns = ? ORDER BY name`, name)
+	if err != nil {
+		return sn, err
+	}
+	for rows.Next() {
+		var sc iungo.Script
+		if err := rows.Scan(&sc.Name, &sc.Source); err != nil {
+			rows.Close()
+			return sn, err
+		}
+		sn.Scripts = append(sn.Scripts, sc)
+	}
+	rows.Close()
+	rows, err = q.Query(`SELECT pattern, events, script, enabled FROM triggers WHERE ns = ? ORDER BY seq`, name)
+	if err != nil {
+		return sn, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t iungo.Trigger
+		if err := rows.Scan(&t.Pattern, &t.Events, &t.Script, &t.Enabled); err != nil {
+			return sn, err
+		}
+		sn.Triggers = append(sn.Triggers, t)
+	}
+	return sn, rows.Err()
+}
+
+// change is one entry of a namespace's history.
+type change struct {
+	op      string // script_set, script_unset, trigger_set, trigger_unset, events
+	payload string // JSON
+}
+
+// mutate runs fn in a transaction that bumps the namespace's version and
+// records fn's changes under it; it returns the new version.
+func (s *Store) mutate(name string, fn func(tx *sql.Tx) ([]change, error)) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.Begin()
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	var version uint64
+	if err := tx.QueryRow(`SELECT version FROM namespaces WHERE name = ?`, name).Scan(&version); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("%w: namespace %q does not exist", ErrNotFound, name)
+		}
+		return 0, err
+	}
+	changes, err := fn(tx)
+	if err != nil {
+		return 0, err
+	}
+	version++
+	if _, err := tx.Exec(`UPDATE namespaces SET version = ? WHERE name = ?`, version, name); err != nil {
+		return 0, err
+	}
+	for _, c := range changes {
+		if _, err := tx.Exec(`INSERT OR REPLACE INTO changes (ns, version, op, payload) VALUES (?, ?, ?, ?)`, name, version, c.op, c.payload); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := tx.Exec(`DELETE FROM changes WHERE ns = ? AND version <= ?`, name, int64(version)-historyLength); err != nil {
+		return 0, err
+	}
+	return version, tx.Commit()
+}
+
+func payload(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// SetScript adds or replaces a script; it must compile.
+func (s *Store) SetScript(ns, name, source string) (uint64, error) {
+	if err := module.CheckScript(name, source); err != nil {
+		return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+	}
+	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
+		_, err := tx.Exec(`INSERT INTO scripts (ns, name, source) VALUES (?, ?, ?)
+			ON CONFLICT (ns, name) DO UPDATE SET source = excluded.source`, ns, name, source)
+		return []change{{"script_set", payload(iungo.Script{Name: name, Source: source})}}, err
+	})
+}
+
+// DeleteScript removes a script no trigger uses.
+func (s *Store) DeleteScript(ns, name string) (uint64, error) {
+	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
+		var users int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM triggers WHERE ns = ? AND script = ?`, ns, name).Scan(&users); err != nil {
+			return nil, err
+		}
+		if users > 0 {
+			return nil, fmt.Errorf("%w: script %q is used by %d trigger(s); remove them or point them at another script first", ErrConflict, name, users)
+		}
+		res, err := tx.Exec(`DELETE FROM scripts WHERE ns = ? AND name = ?`, ns, name)
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil, fmt.Errorf("%w: script %q does not exist", ErrNotFound, name)
+		}
+		return []change{{"script_unset", payload(name)}}, nil
+	})
+}
+
+// SetTrigger adds a trigger or updates the script and state of the one
+// with the same pattern and events.
+func (s *Store) SetTrigger(ns string, t iungo.Trigger) (uint64, error) {
+	events, err := module.CheckTrigger(t.Pattern, t.Events)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+	}
+	t.Events = events
+	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM scripts WHERE ns = ? AND name = ?`, ns, t.Script).Scan(&n); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%w: unknown script %q", errBadRequest, t.Script)
+		}
+		_, err := tx.Exec(`INSERT INTO triggers (ns, seq, pattern, events, script, enabled)
+			VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM triggers WHERE ns = ?), ?, ?, ?, ?)
+			ON CONFLICT (ns, pattern, events) DO UPDATE SET script = excluded.script, enabled = excluded.enabled`,
+			ns, ns, t.Pattern, t.Events, t.Script, t.Enabled)
+		return []change{{"trigger_set", payload(t)}}, err
+	})
+}
+
+// DeleteTrigger removes a trigger.
+func (s *Store) DeleteTrigger(ns, pattern, events string) (uint64, error) {
+	norm, err := module.CheckTrigger(pattern, events)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+	}
+	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
+		res, err := tx.Exec(`DELETE FROM triggers WHERE ns = ? AND pattern = ? AND events = ?`, ns, pattern, norm)
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil, fmt.Errorf("%w: no trigger for pattern %q and events %q", ErrNotFound, pattern, norm)
+		}
+		return []change{{"trigger_unset", payload(iungo.TriggerKey{Pattern: pattern, Events: norm})}}, nil
+	})
+}
+
+// SetEvents sets the enabled event classes, by name or letter.
+func (s *Store) SetEvents(ns string, classes []string) (uint64, error) {
+	names := []string{}
+	if len(classes) > 0 {
+		mask, err := module.ParseClasses(classes)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+		}
+		names = module.ClassNames(mask)
+	}
+	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
+		_, err := tx.Exec(`UPDATE namespaces SET events = ? WHERE name = ?`, payload(names), ns)
+		return []change{{"events", payload(names)}}, err
+	})
+}
+
+// Changes returns what changed since a version: a delta when the history
+// reaches back that far, else a snapshot.
+func (s *Store) Changes(name string, since uint64) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ns, err := namespace(s.db, name)
+	if err != nil {
+		return nil, err
+	}
+	var oldest sql.NullInt64
+	if err := s.db.QueryRow(`SELECT MIN(version) FROM changes WHERE ns = ?`, name).Scan(&oldest); err != nil {
+		return nil, err
+	}
+	full := func() (any, error) {
+		sn, err := snapshot(s.db, name)
+		sn.Kind = iungo.KindSnapshot
+		return sn, err
+	}
+	switch {
+	case since == ns.Version:
+		return iungo.Changes{Namespace: name, Kind: iungo.KindDelta, From: since, Version: since}, nil
+	case since == 0 || since > ns.Version || !oldest.Valid || since+1 < uint64(oldest.Int64):
+		return full()
+	}
+	rows, err := s.db.Query(`SELECT op, payload FROM changes WHERE ns = ? AND version > ? ORDER BY version, rowid`, name, since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	d := iungo.Changes{Namespace: name, Kind: iungo.KindDelta, From: since, Version: ns.Version}
+	scripts := map[string]*iungo.Script{} // nil: unset
+	var scriptOrder []string
+	type tk = iungo.TriggerKey
+	triggers := map[tk]*iungo.Trigger{}
+	var triggerOrder []tk
+	for rows.Next() {
+		var op, p string
+		if err := rows.Scan(&op, &p); err != nil {
+			return nil, err
+		}
+		switch op {
+		case "script_set":
+			var sc iungo.Script
+			_ = json.Unmarshal([]byte(p), &sc)
+			if _, seen := scripts[sc.Name]; !seen {
+				scriptOrder = append(scriptOrder, sc.Name)
+			}
+			scripts[sc.Name] = &sc
+		case "script_unset":
+			var n string
+			_ = json.Unmarshal([]byte(p), &n)
+			if _, seen := scripts[n]; !seen {
+				scriptOrder = append(scriptOrder, n)
+			}
+			scripts[n] = nil
+		case "trigger_set":
+			var t iungo.Trigger
+			_ = json.Unmarshal([]byte(p), &t)
+			k := tk{Pattern: t.Pattern, Events: t.Events}
+			if _, seen := triggers[k]; !seen {
+				triggerOrder = append(triggerOrder, k)
+			} else if triggers[k] == nil {
+				// Removed then added again: it goes to the end, as in
+				// the table's registration order.
+				triggerOrder = append(slices.DeleteFunc(triggerOrder, func(x tk) bool { return x == k }), k)
+				d.Triggers.Unset = append(d.Triggers.Unset, k)
+			}
+			triggers[k] = &t
+		case "trigger_unset":
+			var k tk
+			_ = json.Unmarshal([]byte(p), &k)
+			if _, seen := triggers[k]; !seen {
+				triggerOrder = append(triggerOrder, k)
+			}
+			triggers[k] = nil
+		case "events":
+			var names []string
+			_ = json.Unmarshal([]byte(p), &names)
+			d.Events = names
+		}
+	}
+	for _, n := range scriptOrder {
+		if sc := scripts[n]; sc != nil {
+			d.Scripts.Set = append(d.Scripts.Set, *sc)
+		} else {
+			d.Scripts.Unset = append(d.Scripts.Unset, n)
+		}
+	}
+	for _, k := range triggerOrder {
+		if t := triggers[k]; t != nil {
+			d.Triggers.Set = append(d.Triggers.Set, *t)
+		} else {
+			d.Triggers.Unset = append(d.Triggers.Unset, k)
+		}
+	}
+	return d, rows.Err()
+}
+
+// RegisterNode records a node's registration and returns the namespace's
+// version.
+func (s *Store) RegisterNode(ns string, r iungo.Registration) (uint64, error) {
+	if !iungo.ValidName(r.NodeID) {
+		return 0, fmt.Errorf("%w: node id %q", errBadRequest, r.NodeID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := namespace(s.db, ns)
+	if err != nil {
+		return 0, err
+	}
+	t := now()
+	_, err = s.db.Exec(`INSERT INTO nodes (ns, id, address, valkey_version, module_version, role, registered_at, last_seen)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ns, id) DO UPDATE SET address = excluded.address,
+		valkey_version = excluded.valkey_version, module_version = excluded.module_version, role = excluded.role,
+		registered_at = excluded.registered_at, last_seen = excluded.last_seen`,
+		ns, r.NodeID, r.Address, r.ValkeyVersion, r.ModuleVersion, r.Role, t, t)
+	return n.Version, err
+}
+
+// Heartbeat records a node's health and returns the namespace's version.
+func (s *Store) Heartbeat(ns, id string, h iungo.Health) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := namespace(s.db, ns)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.db.Exec(`UPDATE nodes SET last_seen = ?, sync_version = ?, last_sync_at = ?, last_error = ?,
+		runs = ?, errors = ?, triggers = ?, role = ? WHERE ns = ? AND id = ?`,
+		now(), h.SyncVersion, h.LastSyncAt, h.LastError, h.Runs, h.Errors, h.Triggers, h.Role, ns, id)
+	if err != nil {
+		return 0, err
+	}
+	if c, _ := res.RowsAffected(); c == 0 {
+		return 0, fmt.Errorf("%w: node %q is not registered in %q; register first", ErrNotFound, id, ns)
+	}
+	return n.Version, nil
+}
+
+// Nodes lists a namespace's nodes by id.
+func (s *Store) Nodes(ns string) ([]Node, error) {
+	rows, err := s.db.Query(`SELECT id, address, valkey_version, module_version, role, registered_at, last_seen,
+		sync_version, last_sync_at, last_error, runs, errors, triggers FROM nodes WHERE ns = ? ORDER BY id`, ns)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		n := Node{Namespace: ns}
+		var reg, seen string
+		if err := rows.Scan(&n.ID, &n.Address, &n.ValkeyVersion, &n.ModuleVersion, &n.Role, &reg, &seen,
+			&n.SyncVersion, &n.LastSyncAt, &n.LastError, &n.Runs, &n.Errors, &n.Triggers); err != nil {
+			return nil, err
+		}
+		n.RegisteredAt, _ = time.Parse(time.RFC3339, reg)
+		n.LastSeen, _ = time.Parse(time.RFC3339, seen)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// ImportManifest loads a module manifest (scripts by file, triggers, event
+// classes) into an empty namespace, for a first start.
+func (s *Store) ImportManifest(ns, path string) error {
+	mf, err := module.LoadManifest(path)
+	if err != nil {
+		return err
+	}
+	for _, sc := range mf.Scripts {
+		if _, err := s.SetScript(ns, sc.Name, sc.Source); err != nil {
+			return err
+		}
+	}
+	for _, t := range mf.Triggers {
+		if _, err := s.SetTrigger(ns, iungo.Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled}); err != nil {
+			return err
+		}
+	}
+	if mf.Classes != nil {
+		if _, err := s.SetEvents(ns, module.ClassNames(*mf.Classes)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

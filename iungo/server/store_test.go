@@ -1,0 +1,113 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/valkey-iungo/valkey-iungo/iungo"
+	"github.com/valkey-iungo/valkey-iungo/module"
+)
+
+func mustOpenStore(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := OpenStore(tb.TempDir())
+	require.NoError(tb, err)
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Ensure a delta from any earlier version, applied as the module applies
+// it, gives exactly the current snapshot, across random changes.
+func TestChangesFoldToSnapshot(t *testing.T) {
+	s := mustOpenStore(t)
+	_, err := s.CreateNamespace("shop", "tok")
+	require.NoError(t, err)
+	r := rand.New(rand.NewPCG(3, 4))
+	snapshots := map[uint64]iungo.Snapshot{}
+	record := func() {
+		sn, err := s.Snapshot("shop")
+		require.NoError(t, err)
+		snapshots[sn.Version] = sn
+	}
+	record()
+	scripts := []string{"a", "b", "c"}
+	patterns := []string{"k:*", "x", "order:*", "*"}
+	events := []string{"set", "hset,set", "del", "*"}
+	for step := 0; step < 120; step++ {
+		var err error
+		switch r.IntN(5) {
+		case 0, 1:
+			_, err = s.SetScript("shop", scripts[r.IntN(3)], fmt.Sprintf("return %d", step))
+		case 2:
+			_, err = s.DeleteScript("shop", scripts[r.IntN(3)])
+		case 3:
+			_, err = s.SetTrigger("shop", iungo.Trigger{Pattern: patterns[r.IntN(4)], Events: events[r.IntN(4)], Script: scripts[r.IntN(3)], Enabled: r.IntN(2) == 0})
+		case 4:
+			if r.IntN(3) == 0 {
+				_, err = s.SetEvents("shop", []string{"hash", []string{"string", "new", "x"}[r.IntN(3)]})
+			} else {
+				_, err = s.DeleteTrigger("shop", patterns[r.IntN(4)], events[r.IntN(4)])
+			}
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) && !errors.Is(err, errBadRequest) {
+			require.NoError(t, err)
+		}
+		if err != nil {
+			continue
+		}
+		record()
+		current := snapshots[uint64(len(snapshots))]
+		want, err := module.SnapshotConfig(&current)
+		require.NoError(t, err)
+		for v, sn := range snapshots {
+			answer, err := s.Changes("shop", v)
+			require.NoError(t, err)
+			if full, ok := answer.(iungo.Snapshot); ok {
+				require.Equal(t, iungo.KindSnapshot, full.Kind)
+				continue
+			}
+			d := answer.(iungo.Changes)
+			base, err := module.SnapshotConfig(&sn)
+			require.NoError(t, err)
+			got, err := module.ApplyChanges(base, &d)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "from version %d to %d", v, current.Version)
+		}
+	}
+}
+
+// Ensure the store refuses what the module would refuse, with its words.
+func TestStoreValidation(t *testing.T) {
+	s := mustOpenStore(t)
+	_, err := s.CreateNamespace("shop", "")
+	require.NoError(t, err)
+	_, err = s.CreateNamespace("shop", "")
+	require.ErrorIs(t, err, ErrConflict)
+	_, err = s.CreateNamespace("bad name", "")
+	require.ErrorIs(t, err, errBadRequest)
+	_, err = s.SetScript("shop", "a", "return (")
+	require.ErrorContains(t, err, `script "a" does not compile: line 1 (end of script)`)
+	_, err = s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "sett", Script: "a"})
+	require.ErrorContains(t, err, `unknown event "sett"`)
+	_, err = s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "set", Script: "a"})
+	require.ErrorContains(t, err, `unknown script "a"`)
+	_, err = s.SetScript("nope", "a", "return 1")
+	require.ErrorIs(t, err, ErrNotFound)
+	_, err = s.SetScript("shop", "a", "return 1")
+	require.NoError(t, err)
+	_, err = s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "SET,hset", Script: "a", Enabled: true})
+	require.NoError(t, err)
+	_, err = s.DeleteScript("shop", "a")
+	require.ErrorIs(t, err, ErrConflict)
+	sn, err := s.Snapshot("shop")
+	require.NoError(t, err)
+	assert.Equal(t, []iungo.Trigger{{Pattern: "k", Events: "hset,set", Script: "a", Enabled: true}}, sn.Triggers)
+	assert.Equal(t, uint64(3), sn.Version)
+	_, err = s.SetEvents("shop", []string{"bogus"})
+	require.ErrorContains(t, err, `unknown event class "bogus"`)
+}

@@ -1,0 +1,323 @@
+package server
+
+import (
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valkey-iungo/valkey-iungo/iungo"
+	"github.com/valkey-iungo/valkey-iungo/module"
+)
+
+//go:embed ui
+var uiFiles embed.FS
+
+const sessionCookie = "iungo_session"
+
+var pages = map[string]*template.Template{}
+
+func init() {
+	for _, name := range []string{"login", "namespaces", "namespace", "script"} {
+		pages[name] = template.Must(template.ParseFS(uiFiles, "ui/layout.html", "ui/"+name+".html"))
+	}
+}
+
+// page is what every template gets.
+type page struct {
+	Title, Namespace, Msg, Err string
+	LoggedIn                   bool
+
+	Namespaces []Namespace
+	Snapshot   iungo.Snapshot
+	Scripts    []scriptRow
+	Classes    []classBox
+	Nodes      []nodeRow
+	Pushed     []PushResult
+
+	New          bool
+	Name, Source string
+	CheckError   string
+}
+
+type scriptRow struct {
+	Name          string
+	Bytes, Routes int
+}
+
+type classBox struct {
+	Name string
+	On   bool
+}
+
+type nodeRow struct {
+	Node
+	Health   string
+	LastSeen string
+}
+
+func (s *Server) routeUI(mux *http.ServeMux) {
+	static, _ := fs.Sub(uiFiles, "ui")
+	mux.Handle("GET /static/style.css", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /login", s.handleLoginPage)
+	mux.HandleFunc("POST /login", s.handleLogin)
+	mux.HandleFunc("POST /logout", s.handleLogout)
+	mux.HandleFunc("GET /{$}", s.ui(s.handleHome))
+	mux.HandleFunc("POST /ui/namespaces", s.ui(s.handleUICreateNamespace))
+	mux.HandleFunc("GET /ui/ns/{ns}", s.ui(s.handleUINamespace))
+	mux.HandleFunc("POST /ui/ns/{ns}/push", s.ui(s.handleUIPush))
+	mux.HandleFunc("GET /ui/ns/{ns}/new-script", s.ui(s.handleUINewScript))
+	mux.HandleFunc("GET /ui/ns/{ns}/scripts/{name}", s.ui(s.handleUIScript))
+	mux.HandleFunc("POST /ui/ns/{ns}/scripts", s.ui(s.handleUISaveScript))
+	mux.HandleFunc("POST /ui/ns/{ns}/scripts/delete", s.ui(s.handleUIDeleteScript))
+	mux.HandleFunc("POST /ui/ns/{ns}/routes", s.ui(s.handleUISaveRoute))
+	mux.HandleFunc("POST /ui/ns/{ns}/routes/toggle", s.ui(s.handleUISaveRoute))
+	mux.HandleFunc("POST /ui/ns/{ns}/routes/delete", s.ui(s.handleUIDeleteRoute))
+	mux.HandleFunc("POST /ui/ns/{ns}/events", s.ui(s.handleUIEvents))
+}
+
+// ui sends visitors without a session to the login page.
+func (s *Server) ui(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.isAdmin(r) {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p page) {
+	p.LoggedIn = s.isAdmin(r)
+	if p.Msg == "" {
+		p.Msg = r.URL.Query().Get("msg")
+	}
+	if p.Err == "" {
+		p.Err = r.URL.Query().Get("err")
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := pages[name].ExecuteTemplate(w, "layout", p); err != nil {
+		s.Log.Printf("iungo-server: rendering %s: %v", name, err)
+	}
+}
+
+// back redirects to the namespace page with a message or an error.
+func back(w http.ResponseWriter, r *http.Request, ns string, err error, msg string) {
+	q := url.Values{}
+	if err != nil {
+		q.Set("err", errText(err))
+	} else {
+		q.Set("msg", msg)
+	}
+	http.Redirect(w, r, "/ui/ns/"+url.PathEscape(ns)+"?"+q.Encode(), http.StatusSeeOther)
+}
+
+// errText drops the wrapping sentinel from an error for people.
+func errText(err error) string {
+	s := err.Error()
+	for _, prefix := range []string{"bad request: ", "not found: ", "conflict: "} {
+		s = strings.TrimPrefix(s, prefix)
+	}
+	return strings.TrimPrefix(s, "ERR ")
+}
+
+func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, "login", page{Title: "Log in"})
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if !equalTokens(r.FormValue("token"), s.AdminToken) {
+		s.render(w, r, "login", page{Title: "Log in", Err: "That is not the admin token."})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.AdminToken, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Expires: time.Now().Add(12 * time.Hour)})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Store.Namespaces()
+	p := page{Title: "Namespaces", Namespaces: list}
+	if err != nil {
+		p.Err = err.Error()
+	}
+	s.render(w, r, "namespaces", p)
+}
+
+func (s *Server) handleUICreateNamespace(w http.ResponseWriter, r *http.Request) {
+	ns, err := s.Store.CreateNamespace(strings.TrimSpace(r.FormValue("name")), strings.TrimSpace(r.FormValue("token")))
+	if err != nil {
+		http.Redirect(w, r, "/?err="+url.QueryEscape(errText(err)), http.StatusSeeOther)
+		return
+	}
+	back(w, r, ns.Name, nil, "Namespace "+ns.Name+" created; its node token is "+ns.Token)
+}
+
+// namespacePage gathers everything the namespace page shows.
+func (s *Server) namespacePage(ns string) (page, error) {
+	sn, err := s.Store.Snapshot(ns)
+	if err != nil {
+		return page{}, err
+	}
+	p := page{Title: ns, Namespace: ns, Snapshot: sn}
+	routes := map[string]int{}
+	for _, t := range sn.Triggers {
+		routes[t.Script]++
+	}
+	for _, sc := range sn.Scripts {
+		p.Scripts = append(p.Scripts, scriptRow{Name: sc.Name, Bytes: len(sc.Source), Routes: routes[sc.Name]})
+	}
+	on := map[string]bool{}
+	for _, e := range sn.Events {
+		on[e] = true
+	}
+	for _, name := range module.ClassNames(module.ClassesSubscribed) {
+		p.Classes = append(p.Classes, classBox{Name: name, On: on[name]})
+	}
+	nodes, err := s.Store.Nodes(ns)
+	if err != nil {
+		return p, err
+	}
+	now := time.Now()
+	for _, n := range nodes {
+		p.Nodes = append(p.Nodes, nodeRow{Node: n, Health: Health(n, sn.Version, now), LastSeen: n.LastSeen.Local().Format("15:04:05")})
+	}
+	return p, nil
+}
+
+func (s *Server) handleUINamespace(w http.ResponseWriter, r *http.Request) {
+	p, err := s.namespacePage(r.PathValue("ns"))
+	if err != nil {
+		s.uiNotFound(w, r, err)
+		return
+	}
+	s.render(w, r, "namespace", p)
+}
+
+func (s *Server) uiNotFound(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrNotFound) {
+		w.WriteHeader(http.StatusNotFound)
+	}
+	s.render(w, r, "namespaces", page{Title: "Not found", Err: errText(err)})
+}
+
+func (s *Server) handleUIPush(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	results, err := s.Push(r.Context(), ns)
+	p, perr := s.namespacePage(ns)
+	if perr != nil {
+		s.uiNotFound(w, r, perr)
+		return
+	}
+	p.Pushed = results
+	switch {
+	case err != nil:
+		p.Err = errText(err)
+	case len(results) == 0:
+		p.Err = "No node has registered in this namespace yet."
+	default:
+		p.Msg = "Pushed to " + plural(len(results), "node") + "."
+	}
+	s.render(w, r, "namespace", p)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+func (s *Server) handleUINewScript(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	if _, err := s.Store.Namespace(ns); err != nil {
+		s.uiNotFound(w, r, err)
+		return
+	}
+	s.render(w, r, "script", page{Title: "New script", Namespace: ns, New: true,
+		Source: "-- KEYS[1] is the key, ARGV[1] the event, ARGV[2] the database.\nserver.call('INCR', 'seen:' .. ARGV[1])\n"})
+}
+
+func (s *Server) handleUIScript(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	sn, err := s.Store.Snapshot(ns)
+	if err != nil {
+		s.uiNotFound(w, r, err)
+		return
+	}
+	for _, sc := range sn.Scripts {
+		if sc.Name == name {
+			s.render(w, r, "script", page{Title: name, Namespace: ns, Name: name, Source: sc.Source})
+			return
+		}
+	}
+	s.uiNotFound(w, r, errors.New("no script "+name+" in "+ns))
+}
+
+// handleUISaveScript compiles before saving: a script that does not
+// compile comes back with the compiler's message, unsaved.
+func (s *Server) handleUISaveScript(w http.ResponseWriter, r *http.Request) {
+	ns, name, source := r.PathValue("ns"), strings.TrimSpace(r.FormValue("name")), r.FormValue("source")
+	if _, err := s.Store.SetScript(ns, name, source); err != nil {
+		isNew := r.FormValue("name") != "" && !s.scriptExists(ns, name)
+		s.render(w, r, "script", page{Title: name, Namespace: ns, New: isNew, Name: name, Source: source,
+			CheckError: errText(err), Err: "Not saved: " + errText(err)})
+		return
+	}
+	back(w, r, ns, nil, "Script "+name+" saved.")
+}
+
+func (s *Server) scriptExists(ns, name string) bool {
+	sn, err := s.Store.Snapshot(ns)
+	if err != nil {
+		return false
+	}
+	for _, sc := range sn.Scripts {
+		if sc.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) handleUIDeleteScript(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("ns"), r.FormValue("name")
+	_, err := s.Store.DeleteScript(ns, name)
+	back(w, r, ns, err, "Script "+name+" deleted.")
+}
+
+func (s *Server) handleUISaveRoute(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	t := iungo.Trigger{
+		Pattern: r.FormValue("pattern"), Events: strings.TrimSpace(r.FormValue("events")),
+		Script: r.FormValue("script"), Enabled: r.FormValue("enabled") == "1",
+	}
+	_, err := s.Store.SetTrigger(ns, t)
+	back(w, r, ns, err, "Route "+t.Pattern+" "+t.Events+" → "+t.Script+" saved.")
+}
+
+func (s *Server) handleUIDeleteRoute(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	_, err := s.Store.DeleteTrigger(ns, r.FormValue("pattern"), r.FormValue("events"))
+	back(w, r, ns, err, "Route deleted.")
+}
+
+func (s *Server) handleUIEvents(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	if err := r.ParseForm(); err != nil {
+		back(w, r, ns, err, "")
+		return
+	}
+	_, err := s.Store.SetEvents(ns, r.Form["class"])
+	back(w, r, ns, err, "Event classes saved.")
+}
