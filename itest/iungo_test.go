@@ -1,0 +1,261 @@
+package itest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/valkey-iungo/valkey-iungo/internal/vtest"
+	"github.com/valkey-iungo/valkey-iungo/iungo"
+	"github.com/valkey-iungo/valkey-iungo/iungo/server"
+)
+
+// startIungo runs the reference server with namespace "shop" (node token
+// "tok", admin token "adm") on a free port.
+func startIungo(t *testing.T) *server.Server {
+	t.Helper()
+	store, err := server.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	_, err = store.CreateNamespace("shop", "tok")
+	require.NoError(t, err)
+	srv := server.New(store, "adm")
+	require.NoError(t, srv.Open("127.0.0.1:0"))
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// startNode runs valkey with the module following endpoint's "shop".
+func startNode(t *testing.T, endpoint string, args ...string) *vtest.Server {
+	t.Helper()
+	return vtest.Start(t, vtest.Options{ModuleArgs: append([]string{
+		"endpoint", endpoint, "namespace", "shop", "token", "tok", "heartbeat-s", "1", "sync-interval-s", "0",
+	}, args...)})
+}
+
+// adminCall calls the admin API and decodes its JSON answer into out.
+func adminCall(t *testing.T, srv *server.Server, method, path, body string, out any) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL()+"/admin/v1/namespaces/shop"+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer adm")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	require.Equal(t, 200, resp.StatusCode, "%s %s: %s", method, path, data)
+	if out != nil {
+		require.NoError(t, json.Unmarshal(data, out))
+	}
+}
+
+func push(t *testing.T, srv *server.Server) []server.PushResult {
+	t.Helper()
+	var results []server.PushResult
+	adminCall(t, srv, "POST", "/push", "", &results)
+	return results
+}
+
+// Ensure the whole loop: a script and a trigger created through the admin
+// API reach two nodes with a push and run there; a changed script too; and
+// with iungo gone the nodes keep working and report the sync error.
+func TestIungoEndToEndIntegration(t *testing.T) {
+	srv := startIungo(t)
+	a, b := startNode(t, srv.URL()), startNode(t, srv.URL())
+	vtest.Eventually(t, 10*time.Second, "both nodes registered", func() bool {
+		var nodes []map[string]any
+		adminCall(t, srv, "GET", "/nodes", "", &nodes)
+		return len(nodes) == 2
+	})
+
+	adminCall(t, srv, "PUT", "/scripts/mark", `{"source":"server.call('SET', 'seen:' .. KEYS[1], 'v1')"}`, nil)
+	adminCall(t, srv, "PUT", "/triggers", `{"pattern":"k:*","events":"set","script":"mark","enabled":true}`, nil)
+	results := push(t, srv)
+	require.Len(t, results, 2)
+	for _, r := range results {
+		require.Empty(t, r.Error, r.Node)
+		require.Equal(t, int64(3), r.Version, r.Node)
+	}
+	for _, n := range []*vtest.Server{a, b} {
+		n.MustDo("SET", "k:1", "x")
+		assert.Equal(t, "v1", str(t, n, "GET", "seen:k:1"))
+	}
+
+	adminCall(t, srv, "PUT", "/scripts/mark", `{"source":"server.call('SET', 'seen:' .. KEYS[1], 'v2')"}`, nil)
+	for _, r := range push(t, srv) {
+		require.Empty(t, r.Error, r.Node)
+		require.Equal(t, int64(4), r.Version, r.Node)
+	}
+	for _, n := range []*vtest.Server{a, b} {
+		n.MustDo("SET", "k:2", "x")
+		assert.Equal(t, "v2", str(t, n, "GET", "seen:k:2"))
+		assert.Equal(t, "4", infoField(t, n, "sync_version"))
+		assert.Equal(t, "iungo", infoField(t, n, "config_source"))
+	}
+	var nodes []map[string]any
+	vtest.Eventually(t, 10*time.Second, "heartbeats report version 4 and health ok", func() bool {
+		adminCall(t, srv, "GET", "/nodes", "", &nodes)
+		for _, n := range nodes {
+			if n["sync_version"] != float64(4) || n["health"] != "ok" {
+				return false
+			}
+		}
+		return true
+	})
+
+	require.NoError(t, srv.Close())
+	a.MustDo("SET", "k:3", "x")
+	assert.Equal(t, "v2", str(t, a, "GET", "seen:k:3"), "without iungo the node keeps working")
+	err := a.Do("IUNGO", "SYNC").Error()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "iungo sync failed: iungo unreachable")
+	assert.Contains(t, err.Error(), "the configuration in force stays")
+	vtest.Eventually(t, 10*time.Second, "the heartbeat reports the error", func() bool {
+		return strings.Contains(infoField(t, b, "sync_last_error"), "iungo unreachable")
+	})
+	assert.Len(t, triggerList(t, b), 1)
+}
+
+// fakeIungo serves a fixed snapshot for namespace "shop", signed with
+// "tok", after an optional delay; it answers registrations and heartbeats.
+func fakeIungo(t *testing.T, sn iungo.Snapshot, delay time.Duration, tamper bool) *httptest.Server {
+	t.Helper()
+	sn.Kind = iungo.KindSnapshot
+	body, err := json.Marshal(sn)
+	require.NoError(t, err)
+	sig := iungo.Sign("tok", body)
+	if tamper {
+		body = []byte(strings.Replace(string(body), `"enabled":true`, `"enabled":false`, 1))
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/changes"):
+			time.Sleep(delay)
+			w.Header().Set(iungo.SignatureHeader, sig)
+			_, _ = w.Write(body)
+		default:
+			_, _ = fmt.Fprintf(w, `{"version":%d}`, sn.Version)
+		}
+	}))
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// pingWhile measures the slowest PING while fn runs, from a connection of
+// its own: the client pipelines a connection's commands, so a PING behind a
+// blocked IUNGO SYNC would wait for it.
+func pingWhile(t *testing.T, s *vtest.Server, fn func()) time.Duration {
+	t.Helper()
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{s.Addr}, DisableCache: true})
+	require.NoError(t, err)
+	defer c.Close()
+	stop := make(chan struct{})
+	var slowest time.Duration
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			if err := c.Do(context.Background(), c.B().Ping().Build()).Error(); err != nil {
+				t.Errorf("PING: %v", err)
+				return
+			}
+			slowest = max(slowest, time.Since(start))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	fn()
+	close(stop)
+	wg.Wait()
+	return slowest
+}
+
+// Ensure a slow iungo blocks only the client that sent IUNGO SYNC: every
+// other client is served meanwhile.
+func TestSyncNoStallIntegration(t *testing.T) {
+	hs := fakeIungo(t, iungo.Snapshot{Namespace: "shop", Version: 7,
+		Scripts:  []iungo.Script{{Name: "a", Source: "return 1"}},
+		Triggers: []iungo.Trigger{{Pattern: "k", Events: "set", Script: "a", Enabled: true}}}, time.Second, false)
+	node := startNode(t, hs.URL, "heartbeat-s", "0")
+	var got int64
+	slowest := pingWhile(t, node, func() {
+		v, err := node.Do("IUNGO", "SYNC").AsInt64()
+		require.NoError(t, err)
+		got = v
+	})
+	assert.Equal(t, int64(7), got)
+	assert.Less(t, slowest, 200*time.Millisecond, "PING answered while IUNGO SYNC waited for iungo")
+	t.Logf("slowest PING while IUNGO SYNC waited for iungo: %v", slowest)
+}
+
+// Ensure a tampered configuration is refused over the real module and the
+// configuration in force stays.
+func TestSyncTamperedIntegration(t *testing.T) {
+	hs := fakeIungo(t, iungo.Snapshot{Namespace: "shop", Version: 7,
+		Scripts:  []iungo.Script{{Name: "a", Source: "return 1"}},
+		Triggers: []iungo.Trigger{{Pattern: "k", Events: "set", Script: "a", Enabled: true}}}, 0, true)
+	node := startNode(t, hs.URL, "heartbeat-s", "0")
+	err := node.Do("IUNGO", "SYNC").Error()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "does not match the body: corrupted or tampered with")
+	assert.Empty(t, triggerList(t, node))
+}
+
+// Ensure 10,000 scripts and 100,000 triggers apply with a short stall of
+// the main thread, and route right afterwards. The stall is measured inside
+// the module (time holding the server's lock) and from a client (slowest
+// PING); both are logged for the issue note.
+func TestSyncLargeConfigIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	sn := iungo.Snapshot{Namespace: "shop", Version: 42}
+	for i := range 10_000 {
+		sn.Scripts = append(sn.Scripts, iungo.Script{Name: "s" + strconv.Itoa(i), Source: fmt.Sprintf("server.call('INCR', 'c:%d')", i)})
+	}
+	for i := range 100_000 {
+		sn.Triggers = append(sn.Triggers, iungo.Trigger{Pattern: fmt.Sprintf("k:%d:*", i), Events: "set", Script: "s" + strconv.Itoa(i%10_000), Enabled: true})
+	}
+	hs := fakeIungo(t, sn, 0, false)
+	node := startNode(t, hs.URL, "heartbeat-s", "0")
+	vtest.Eventually(t, 60*time.Second, "the startup sync finished", func() bool {
+		return infoField(t, node, "syncs") != "0"
+	})
+	// Setting the namespace again drops the sync's memory of what it
+	// applied, so that IUNGO SYNC installs the whole configuration again.
+	node.MustDo("CONFIG", "SET", "iungo.namespace", "shop")
+	var version int64
+	slowest := pingWhile(t, node, func() {
+		v, err := node.Do("IUNGO", "SYNC").AsInt64()
+		require.NoError(t, err)
+		version = v
+	})
+	require.Equal(t, int64(42), version)
+	assert.Equal(t, "100000", infoField(t, node, "triggers"))
+	assert.Equal(t, "10000", infoField(t, node, "scripts"))
+	node.MustDo("SET", "k:12345:x", "v")
+	assert.Equal(t, "1", str(t, node, "GET", "c:2345"))
+	applyUS, err := strconv.Atoi(infoField(t, node, "sync_apply_max_us"))
+	require.NoError(t, err)
+	t.Logf("10,000 scripts + 100,000 triggers: longest apply on the main thread %d us; slowest PING during the sync %v",
+		applyUS, slowest)
+	assert.Less(t, applyUS, 1_000_000, "sanity bound; the goal is under 10 ms, see the issue note")
+}
