@@ -3,20 +3,26 @@
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
-.PHONY: all deps build run test unit lint clean
+.PHONY: all deps build binaries run test unit lint clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
-# A Go c-shared library is written 0644; valkey refuses a module file that is
-# not executable.
-build: deps
+build: deps binaries
+
+# The two binaries, without installing anything: the Dockerfile runs this.
+# A Go c-shared library is written 0644; valkey refuses a module file that
+# is not executable.
+binaries:
 	$(GO) build -buildmode=c-shared -o build/iungo.so ./cgo
 	@rm -f build/iungo.h
 	chmod +x build/iungo.so
+	CGO_ENABLED=0 $(GO) build -o build/iungo-server ./cmd/iungo-server
 
+# valkey-server with the module, following a local iungo-server that serves
+# the example namespace and its web UI.
 run: build
 	scripts/run.sh
 
@@ -26,7 +32,7 @@ test: build lint
 
 # Unit tests only: no server, no cgo.
 unit:
-	CGO_ENABLED=0 $(GO) test -short ./router/ ./scripting/ ./module/
+	CGO_ENABLED=0 $(GO) test -short ./router/ ./scripting/ ./module/ ./iungo/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

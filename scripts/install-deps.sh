@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, when missing: valkey-server and
 # valkey-tools (Debian bookworm-backports), redis-server 7.0 (bookworm; the
-# tests check that the module refuses to load there), gcc for cgo, and a Go toolchain
+# tests check that the module refuses to load there), chromium (the UI's browser
+# test drives it headless), gcc for cgo, and a Go toolchain
 # (Debian's, which then fetches the version go.mod asks for through the Go
 # module proxy). Safe to run again; needs root or sudo only to install.
 set -euo pipefail
@@ -10,6 +11,7 @@ need=()
 command -v valkey-server >/dev/null 2>&1 || need+=(valkey-server)
 command -v valkey-cli >/dev/null 2>&1 || need+=(valkey-tools)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ] || need+=(golang-go)
 [ ${#need[@]} -eq 0 ] && exit 0

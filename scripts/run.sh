@@ -1,29 +1,43 @@
 #!/usr/bin/env bash
-# Starts valkey-server on 127.0.0.1:6379 in the foreground with the module
-# and the example triggers of testdata/examples/iungo.manifest. Ctrl-C stops it.
+# The whole loop on one machine, in the foreground (Ctrl-C stops it):
+# iungo-server on 127.0.0.1:7379 serving the example namespace (imported
+# from testdata/examples/iungo.manifest) and its web UI, and valkey-server
+# on 127.0.0.1:6379 with the module following that namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${PORT:-6379}
+iungo_port=${IUNGO_PORT:-7379}
+admin_token=${IUNGO_ADMIN_TOKEN:-admin}
 dir=$(mktemp -d -t iungo-run.XXXXXX)
-cli=(valkey-cli -p "$port")
 
-if "${cli[@]}" ping >/dev/null 2>&1; then
+if valkey-cli -p "$port" ping >/dev/null 2>&1; then
   echo "run: something already answers on port $port; stop it or use PORT=<port> make run" >&2
   exit 1
 fi
 
+build/iungo-server --listen "127.0.0.1:$iungo_port" --data "$dir/iungo" --admin-token "$admin_token" \
+  --namespace example --token example-token --import testdata/examples/iungo.manifest &
+iungo=$!
 valkey-server testdata/examples/valkey.conf --port "$port" --dir "$dir" \
-  --loadmodule "$PWD/build/iungo.so" config "$PWD/testdata/examples/iungo.manifest" &
+  --loadmodule "$PWD/build/iungo.so" endpoint "http://127.0.0.1:$iungo_port" namespace example token example-token &
 server=$!
-cleanup() { kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$dir"; }
+cleanup() {
+  kill -TERM "$server" "$iungo" 2>/dev/null
+  wait "$server" "$iungo" 2>/dev/null
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 trap 'exit 0' INT TERM # Ctrl-C is how one stops it: not an error
 
-for _ in $(seq 100); do "${cli[@]}" ping >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 100); do valkey-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 100); do [ "$(valkey-cli -p "$port" --raw iungo info | sed -n '/^sync_version$/{n;p}')" != 0 ] && break; sleep 0.05; done
 
 cat <<MSG
 
-valkey-server with iungo is running on 127.0.0.1:$port (Ctrl-C stops it).
+Running, Ctrl-C stops everything:
+  iungo UI      http://127.0.0.1:$iungo_port  (admin token: $admin_token), namespace "example"
+  valkey-server 127.0.0.1:$port, following iungo's namespace "example"
+
 Try, in another terminal:
 
   valkey-cli -p $port HSET order:1001 user u7 amount 120 status pending
@@ -35,6 +49,10 @@ Try, in another terminal:
   sleep 1; valkey-cli -p $port EXISTS session-data:42:score   # 0: cleaned up
 
   valkey-cli -p $port IUNGO TRIGGER LIST
+  valkey-cli -p $port IUNGO INFO
+
+Then change a script or add a route in the UI, press "Push to nodes", and
+see it run on the node.
 
 MSG
-wait $server
+wait "$server"
