@@ -18,6 +18,7 @@ type Index[V comparable] struct {
 	suffix radix[V] // the others with a literal suffix, stored reversed
 	always []*entry[V]
 	n      int
+	filter filterCounts
 }
 
 type entry[V comparable] struct {
@@ -56,6 +57,7 @@ func (ix *Index[V]) Add(pattern string, value V) {
 		ix.always = append(ix.always, e)
 	}
 	ix.n++
+	ix.filter.add(&e.shape, 1)
 }
 
 // Remove drops one (pattern, value) pair and reports whether it was there.
@@ -80,9 +82,15 @@ func (ix *Index[V]) Remove(pattern string, value V) bool {
 	}
 	if ok {
 		ix.n--
+		ix.filter.add(&s, -1)
 	}
 	return ok
 }
+
+// Filter returns the index's KeyFilter, kept up to date by Add and Remove,
+// and a version that changes whenever the filter does. The caller must not
+// change it.
+func (ix *Index[V]) Filter() (*KeyFilter, uint64) { return &ix.filter.f, ix.filter.version }
 
 // Lookup appends to dst the value of every pattern that matches key, in no
 // particular order, and returns the extended slice.

@@ -37,6 +37,64 @@ func checkIndex(t *testing.T, ix *Index[string], patterns []string, key string) 
 	if any := ix.Any(key); any != (len(want) > 0) {
 		t.Fatalf("Any(%q) = %v, brute force found %q", key, any, want)
 	}
+	f, _ := ix.Filter()
+	if len(want) > 0 && !f.MayMatch(key) {
+		t.Fatalf("the filter drops %q, which %q match", key, want)
+	}
+	// Add and Remove keep the filter as a fresh index over the same
+	// patterns would have it.
+	fresh := NewIndex[string]()
+	for _, p := range patterns {
+		fresh.Add(p, p)
+	}
+	if ff, _ := fresh.Filter(); *ff != *f {
+		t.Fatalf("the filter after adds and removes differs from a fresh one over %q", patterns)
+	}
+}
+
+// Ensure the key filter drops keys no pattern's literal ends allow, and that
+// its version moves only when it changes.
+func TestKeyFilter(t *testing.T) {
+	ix := NewIndex[string]()
+	f, v0 := ix.Filter()
+	if f.MayMatch("key:1") {
+		t.Fatal("an empty filter lets a key through")
+	}
+	ix.Add("nomatch:1:*", "nomatch:1:*")
+	if _, v1 := ix.Filter(); v1 == v0 {
+		t.Fatal("a new bit did not change the version")
+	}
+	_, v1 := ix.Filter()
+	ix.Add("nomatch:2:*", "nomatch:2:*") // the same bit
+	if _, v2 := ix.Filter(); v2 != v1 {
+		t.Fatal("the version changed with the filter unchanged")
+	}
+	patterns := []string{"nomatch:1:*", "nomatch:2:*", "*:done", "x", "*s"}
+	for _, p := range patterns[2:] {
+		ix.Add(p, p)
+	}
+	for key, want := range map[string]bool{
+		"key:1": false, "nomatch:7": true, "no": true, "order:done": true, "x": true, "xy": true, "yx": false,
+		"keys": true, "": false, "n": false,
+	} {
+		if got := f.MayMatch(key); got != want {
+			t.Errorf("MayMatch(%q) = %v, want %v", key, got, want)
+		}
+	}
+	ix.Add("[nk]*", "[nk]*")
+	if !f.MayMatch("key:1") {
+		t.Error("a pattern with no literal end must let every key through")
+	}
+	ix.Remove("[nk]*", "[nk]*")
+	if f.MayMatch("key:1") {
+		t.Error("removing the last pattern with no literal end must clear Any")
+	}
+	for _, p := range patterns {
+		ix.Remove(p, p)
+	}
+	if *f != (KeyFilter{}) {
+		t.Error("the filter of an emptied index is not empty")
+	}
 }
 
 // Ensure add, lookup and remove keep the index equal to brute force,
