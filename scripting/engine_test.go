@@ -168,6 +168,7 @@ func TestTimeout(t *testing.T) {
 	elapsed := time.Since(start)
 	require.ErrorIs(t, err, ErrTimeout)
 	assert.Contains(t, err.Error(), "timed out after 40ms")
+	assert.GreaterOrEqual(t, elapsed, 40*time.Millisecond, "never before the timeout")
 	assert.Less(t, elapsed, 2*time.Second, "the watchdog must stop the loop")
 	require.NoError(t, run(t, e, &fakeHost{}, `local n = 0 for i = 1, 1000 do n = n + i end assert(n == 500500)`))
 }

@@ -28,10 +28,24 @@ type sandbox struct {
 	globals  *lua.LTable // read through by every run's own environment
 	envMeta  *lua.LTable
 	readOnly map[*lua.LTable]bool // tables rawset must refuse
+
+	// The environment of the last run and its KEYS and ARGV, reused while
+	// runs leave them as they found them: building them is most of the
+	// cost of a short run. dirty records a new global (see setGlobal).
+	env, keys, argv *lua.LTable
+	dirty           bool
+	event           string     // the event of the last run
+	eventValue      lua.LValue // and its Lua value, which costs an allocation
+	// Functions made from each compiled script in this state.
+	functions map[*lua.FunctionProto]*lua.LFunction
 }
 
+// maxFunctions bounds the function cache: past it, it starts over, so that
+// replaced scripts do not pile up.
+const maxFunctions = 4096
+
 func newSandbox(L *lua.LState, e *Engine) *sandbox {
-	sb := &sandbox{L: L, readOnly: map[*lua.LTable]bool{}}
+	sb := &sandbox{L: L, readOnly: map[*lua.LTable]bool{}, functions: map[*lua.FunctionProto]*lua.LFunction{}}
 	open := func(fn lua.LGFunction, name string) *lua.LTable {
 		L.Push(L.NewFunction(fn))
 		L.Push(lua.LString(name))
@@ -69,6 +83,7 @@ func newSandbox(L *lua.LState, e *Engine) *sandbox {
 	g.RawSetString("cjson", sb.proxy(newCJSONLib(L, sb, limit)))
 	sb.globals = g
 	sb.envMeta = sb.protectedMeta(g)
+	sb.envMeta.RawSetString("__newindex", L.NewFunction(sb.setGlobal))
 	return sb
 }
 
@@ -102,25 +117,100 @@ func (sb *sandbox) rawset(L *lua.LState) int {
 	if sb.readOnly[t] {
 		L.RaiseError("Attempt to modify a readonly table")
 	}
+	if t == sb.env {
+		sb.dirty = true
+	}
 	L.RawSet(t, L.CheckAny(2), L.CheckAny(3))
 	L.SetTop(1)
 	return 1
 }
 
-// newEnv returns the globals of one run: its own table, with KEYS and ARGV,
-// reading everything else from the shared read-only globals. Globals a script
-// sets live for that run only.
-func (sb *sandbox) newEnv(in Input) *lua.LTable {
+// setGlobal is the environment's __newindex: a script that creates a global
+// gets a fresh environment next time.
+func (sb *sandbox) setGlobal(L *lua.LState) int {
+	t := L.CheckTable(1)
+	if t == sb.env {
+		sb.dirty = true
+	}
+	L.RawSet(t, L.CheckAny(2), L.Get(3))
+	return 0
+}
+
+// runEnv returns the globals of one run: a table of its own, with KEYS and
+// ARGV, reading everything else from the shared read-only globals. Globals
+// a script sets live for that run only: a run that left anything behind
+// (see clean) makes the next run get fresh tables.
+func (sb *sandbox) runEnv(in Input) *lua.LTable {
 	L := sb.L
-	env := L.CreateTable(0, 3)
-	env.Metatable = sb.envMeta
-	env.RawSetString("_G", env)
-	keys := L.CreateTable(1, 0)
-	keys.RawSetInt(1, lua.LString(in.Key))
-	env.RawSetString("KEYS", keys)
-	argv := L.CreateTable(2, 0)
-	argv.RawSetInt(1, lua.LString(in.Event))
-	argv.RawSetInt(2, lua.LString(strconv.Itoa(in.DB)))
-	env.RawSetString("ARGV", argv)
-	return env
+	if sb.env == nil {
+		sb.env = L.CreateTable(0, 3)
+		sb.env.Metatable = sb.envMeta
+		sb.keys, sb.argv = L.CreateTable(1, 0), L.CreateTable(2, 0)
+		sb.env.RawSetString("_G", sb.env)
+		sb.env.RawSetString("KEYS", sb.keys)
+		sb.env.RawSetString("ARGV", sb.argv)
+		sb.dirty = false
+	}
+	if in.Event != sb.event || sb.eventValue == nil {
+		sb.event, sb.eventValue = in.Event, lua.LString(in.Event)
+	}
+	sb.keys.RawSetInt(1, lua.LString(in.Key))
+	sb.argv.RawSetInt(1, sb.eventValue)
+	sb.argv.RawSetInt(2, dbName(in.DB))
+	return sb.env
+}
+
+var dbNames = func() []lua.LValue {
+	out := make([]lua.LValue, 16)
+	for i := range out {
+		out[i] = lua.LString(strconv.Itoa(i))
+	}
+	return out
+}()
+
+func dbName(db int) lua.LValue {
+	if db >= 0 && db < len(dbNames) {
+		return dbNames[db]
+	}
+	return lua.LString(strconv.Itoa(db))
+}
+
+// clean keeps the run tables for the next run only if this run left them
+// as runEnv made them: no new global, the same _G, KEYS and ARGV, KEYS with
+// one element and ARGV with two, no metatables. New globals are seen by
+// setGlobal; the rest costs a few lookups, not a walk of the environment.
+func (sb *sandbox) clean() {
+	if sb.env == nil {
+		return
+	}
+	ok := !sb.dirty && sb.env.Metatable == sb.envMeta &&
+		sb.env.RawGetString("KEYS") == sb.keys && sb.env.RawGetString("ARGV") == sb.argv &&
+		sb.env.RawGetString("_G") == sb.env &&
+		arrayOf(sb.keys, 1) && arrayOf(sb.argv, 2)
+	if !ok {
+		sb.env, sb.keys, sb.argv = nil, nil, nil
+	}
+}
+
+// arrayOf reports whether t holds t[1..n] and nothing else; their values
+// do not matter, runEnv sets them.
+func arrayOf(t *lua.LTable, n int) bool {
+	if t.Metatable != lua.LNil || t.Len() != n {
+		return false
+	}
+	k, _ := t.Next(lua.LNumber(n))
+	return k == lua.LNil
+}
+
+// function returns the Lua function of a compiled script in this state.
+func (sb *sandbox) function(proto *lua.FunctionProto) *lua.LFunction {
+	fn, ok := sb.functions[proto]
+	if !ok {
+		if len(sb.functions) >= maxFunctions {
+			clear(sb.functions)
+		}
+		fn = sb.L.NewFunctionFromProto(proto)
+		sb.functions[proto] = fn
+	}
+	return fn
 }
