@@ -27,9 +27,8 @@ func (x serverCtx) Flags() module.CtxFlags { return module.CtxFlags(C.iungo_ctx_
 func (x serverCtx) DB() int                { return int(C.iungo_selected_db(x.c)) }
 func (x serverCtx) Replicate()             { C.iungo_replicate_verbatim(x.c) }
 
-func (x serverCtx) AddJob(id uint64) bool {
-	return C.iungo_add_job(x.c, C.uint64_t(id)) != 0
-}
+// AddJob is only asked of an eventCtx.
+func (x serverCtx) AddJob(id uint64) bool { return false }
 
 // The call buffers are reused: calls only come from the main thread and
 // never nest (the events a call raises only queue jobs).
@@ -53,7 +52,6 @@ func (x serverCtx) Call(args []string) scripting.Reply {
 	packArgs(args)
 	var n C.size_t
 	out := C.iungo_call(x.c, argsPtr(), &callLens[0], C.int(len(args)), &n)
-	defer C.iungo_free(unsafe.Pointer(out))
 	r, rest, err := decodeReply(unsafe.Slice((*byte)(unsafe.Pointer(out)), int(n)))
 	if err != nil || len(rest) != 0 {
 		return scripting.ErrorReply("ERR internal error: unreadable reply")
@@ -61,14 +59,71 @@ func (x serverCtx) Call(args []string) scripting.Reply {
 	return r
 }
 
+// AttachUser and DetachUser serve jobs, which the shim starts with the
+// module's own user attached and ends by detaching any user.
 func (x serverCtx) AttachUser(name string) error {
+	if name == "" {
+		return nil
+	}
 	if C.iungo_attach_user(x.c, cstr(name), C.size_t(len(name))) == 0 {
 		return fmt.Errorf("script user %q (iungo.script-user) does not exist", name)
 	}
 	return nil
 }
 
-func (x serverCtx) DetachUser() { C.iungo_detach_user(x.c) }
+func (x serverCtx) DetachUser() {}
+
+// eventCtx is the Ctx of a keyspace event, whose flags the shim has read,
+// and jobCtx that of a post-notification job, whose db it has read: one
+// call into C fewer each. They live in package variables because a pointer
+// in an interface costs no allocation; events never nest in events, nor
+// jobs in jobs, and claim takes a fresh one if that ever changed.
+type eventCtx struct {
+	serverCtx
+	flags module.CtxFlags
+	job   uint64 // the job the shim adds once OnEvent returns, or 0
+	busy  bool
+}
+
+func (x *eventCtx) Flags() module.CtxFlags { return x.flags }
+
+// AddJob leaves the job to the shim, which adds it when goOnEvent returns:
+// one call into C fewer. Events queue at most one job each.
+func (x *eventCtx) AddJob(id uint64) bool {
+	x.job = id
+	return true
+}
+
+type jobCtx struct {
+	serverCtx
+	db   int
+	busy bool
+}
+
+func (x *jobCtx) DB() int { return x.db }
+
+var (
+	theEventCtx eventCtx
+	theJobCtx   jobCtx
+)
+
+func claimEventCtx(c *C.ValkeyModuleCtx, flags C.int) *eventCtx {
+	x := &theEventCtx
+	if x.busy {
+		x = &eventCtx{}
+	}
+	*x = eventCtx{serverCtx: serverCtx{c}, flags: module.CtxFlags(flags), busy: true}
+	return x
+}
+
+func claimJobCtx(c *C.ValkeyModuleCtx, db C.int) *jobCtx {
+	x := &theJobCtx
+	if x.busy {
+		x = &jobCtx{}
+	}
+	*x = jobCtx{serverCtx: serverCtx{c}, db: int(db), busy: true}
+	return x
+}
 
 // Key flags of VALKEYMODULE_CMD_KEY_*: read-only, and read-write,
 // overwrite, remove.

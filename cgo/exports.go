@@ -41,30 +41,53 @@ func goOnLoad(ctx *C.ValkeyModuleCtx, argv **C.ValkeyModuleString, argc C.int) (
 	return 1
 }
 
+// goOnEvent returns the id of the post-notification job the shim must add
+// for the event, or 0.
+//
 //export goOnEvent
-func goOnEvent(ctx *C.ValkeyModuleCtx, event *C.char, elen C.size_t, key *C.char, klen C.size_t) {
+func goOnEvent(ctx *C.ValkeyModuleCtx, flags C.int, event *C.char, elen C.size_t, key *C.char, klen C.size_t) (job C.uint64_t) {
+	x := claimEventCtx(ctx, flags)
 	defer func() {
+		x.busy = false
 		if r := recover(); r != nil {
 			logPanic("a keyspace event", r)
+			job = 0
 		}
 	}()
 	if mod == nil {
-		return
+		return 0
 	}
-	mod.OnEvent(serverCtx{ctx},
+	mod.OnEvent(x,
 		unsafe.String((*byte)(unsafe.Pointer(event)), int(elen)),
 		unsafe.String((*byte)(unsafe.Pointer(key)), int(klen)))
+	return C.uint64_t(x.job)
+}
+
+// goJobRefused drops a job the server would not take.
+//
+//export goJobRefused
+func goJobRefused(id C.uint64_t) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("a refused job", r)
+		}
+	}()
+	if mod != nil {
+		mod.DropJob(uint64(id))
+	}
 }
 
 //export goRunJob
-func goRunJob(ctx *C.ValkeyModuleCtx, id C.uint64_t) {
+func goRunJob(ctx *C.ValkeyModuleCtx, id C.uint64_t, db C.int) {
+	x := claimJobCtx(ctx, db)
 	defer func() {
+		x.busy = false
 		if r := recover(); r != nil {
 			logPanic("a trigger job", r)
 		}
 	}()
 	if mod != nil {
-		mod.RunJob(serverCtx{ctx}, uint64(id))
+		mod.RunJob(x, uint64(id))
 	}
 }
 

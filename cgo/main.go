@@ -60,7 +60,7 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	}
 	m := module.New(module.Hooks{
 		Log:    logLine,
-		Filter: func(c module.Class) { C.iungo_set_filter(C.int(c)) },
+		Filter: setFilter,
 		Store:  cstore{},
 	})
 	category := C.iungo_add_acl_category(ctx) != 0
@@ -125,7 +125,6 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	}
 	setCrashOutput(ctx)
 	m.SetClusterMode(module.CtxFlags(C.iungo_ctx_flags(ctx))&module.FlagCluster != 0)
-	C.iungo_subscribe(ctx, C.int(module.ClassesSubscribed))
 	v := int(C.iungo_server_version())
 	serverVersion = fmt.Sprintf("%d.%d.%d", v>>16&0xff, v>>8&0xff, v&0xff)
 	nodeAddress = defaultAddress(ctx)
@@ -235,4 +234,36 @@ func bytesPtr(b []byte) *C.char {
 		return nil
 	}
 	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+// setFilter hands the module's Filter to the shim. It runs on the main
+// thread or under the server's lock, rarely: it packs its own buffers.
+func setFilter(f module.Filter) {
+	var names []byte
+	var lens []C.size_t
+	for _, ev := range f.Events {
+		names = append(names, ev...)
+		lens = append(lens, C.size_t(len(ev)))
+	}
+	var keys []byte
+	if f.KeysChanged {
+		// The layout iungo_set_filter reads: Any, then the four bitmaps.
+		k := f.Keys
+		keys = make([]byte, 0, 1+len(k.First1)+len(k.Last1)+len(k.First2)+len(k.Last2))
+		keys = append(keys, 0)
+		if k.Any {
+			keys[0] = 1
+		}
+		keys = append(append(append(append(keys, k.First1[:]...), k.Last1[:]...), k.First2[:]...), k.Last2[:]...)
+	}
+	all := C.int(0)
+	if f.AllEvents {
+		all = 1
+	}
+	var lensPtr *C.size_t
+	if len(lens) > 0 {
+		lensPtr = &lens[0]
+	}
+	C.iungo_set_filter(C.int(f.Classes), all, bytesPtr(names), lensPtr, C.int(len(lens)),
+		(*C.uchar)(unsafe.Pointer(bytesPtr(keys))), C.size_t(len(keys)))
 }

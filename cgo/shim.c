@@ -49,6 +49,9 @@ typedef struct ValkeyModuleServerInfoData ValkeyModuleServerInfoData;
 typedef uint64_t ValkeyModuleTimerID;
 typedef struct ValkeyModuleUser ValkeyModuleUser;
 typedef struct ValkeyModuleBlockedClient ValkeyModuleBlockedClient;
+#define VALKEYMODULE_CTX_FLAGS_REPLICA (1 << 3)
+#define VALKEYMODULE_CTX_FLAGS_REPLICATED (1 << 12)
+#define VALKEYMODULE_CTX_FLAGS_LOADING (1 << 13)
 #define VALKEYMODULE_CTX_FLAGS_DENY_BLOCKING (1 << 21)
 typedef ValkeyModuleString *(*ValkeyModuleConfigGetStringFunc)(const char *name, void *privdata);
 typedef int (*ValkeyModuleConfigSetStringFunc)(const char *name, ValkeyModuleString *val, void *privdata,
@@ -165,9 +168,91 @@ static void (*ThreadSafeContextUnlock)(ValkeyModuleCtx *);
 /* A context for log lines from any thread, with the module's name. */
 static ValkeyModuleCtx *log_ctx;
 
-/* Classes of events that can fire a trigger. Only the main thread reads and
+/* ---- The event filter ----
+ * What Go's module.Filter says can fire a trigger: event classes, event
+ * names and the keys' literal ends (router.KeyFilter). Every other event
+ * stops in on_event without a call into Go. Only the main thread reads and
  * writes it. */
-static int filter_classes;
+static int filter_classes, subscribed_classes;
+static int filter_all_events;
+
+/* The wanted event names: an open-addressing set over one copy of them. */
+#define EVENT_SLOTS 256
+static struct {
+    const char *name;
+    size_t len;
+} event_slots[EVENT_SLOTS];
+static char *event_names;
+
+/* The KeyFilter: Any, then the First1, Last1, First2 and Last2 bitmaps. */
+#define KEY_FILTER_BYTES (1 + 32 + 32 + 8192 + 8192)
+static unsigned char key_filter[KEY_FILTER_BYTES];
+#define KF_ANY (key_filter[0])
+#define KF_FIRST1 (key_filter + 1)
+#define KF_LAST1 (key_filter + 33)
+#define KF_FIRST2 (key_filter + 65)
+#define KF_LAST2 (key_filter + 65 + 8192)
+#define BIT(map, i) ((map)[(i) >> 3] >> ((i) & 7) & 1)
+
+static int on_event(ValkeyModuleCtx *ctx, int type, const char *event, ValkeyModuleString *key);
+
+static uint32_t event_hash(const char *s, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static int event_wanted(const char *event) {
+    if (filter_all_events) return 1;
+    size_t n = strlen(event);
+    for (uint32_t i = event_hash(event, n) & (EVENT_SLOTS - 1);; i = (i + 1) & (EVENT_SLOTS - 1)) {
+        if (!event_slots[i].name) return 0;
+        if (event_slots[i].len == n && memcmp(event_slots[i].name, event, n) == 0) return 1;
+    }
+}
+
+/* Mirrors router.KeyFilter.MayMatch. */
+static int key_may_match(const unsigned char *k, size_t n) {
+    if (KF_ANY) return 1;
+    if (n == 0) return 0;
+    if (BIT(KF_FIRST1, k[0]) || BIT(KF_LAST1, k[n - 1])) return 1;
+    return n >= 2 && (BIT(KF_FIRST2, k[0] << 8 | k[1]) || BIT(KF_LAST2, k[n - 2] << 8 | k[n - 1]));
+}
+
+void iungo_set_filter(int classes, int all_events, const char *names, const size_t *lens, int n,
+                      const unsigned char *keys, size_t keys_len) {
+    filter_classes = classes;
+    /* Subscribe to a class when a trigger first needs it: until then its
+     * events cost the server nothing. There is no way to unsubscribe; the
+     * filter drops events no longer wanted. New subscriptions cover only
+     * the missing classes, so no event is delivered twice. */
+    int missing = classes & ~subscribed_classes;
+    if (missing && SubscribeToKeyspaceEvents(log_ctx, missing, on_event) == VALKEYMODULE_OK)
+        subscribed_classes |= missing;
+    if (keys_len == KEY_FILTER_BYTES) memcpy(key_filter, keys, KEY_FILTER_BYTES);
+    else if (keys_len) KF_ANY = 1; /* a layout this shim does not know: let Go decide */
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += lens[i];
+    char *copy = malloc(total ? total : 1);
+    /* More names than half the slots, or no memory: let Go filter them. */
+    if (!copy || n > EVENT_SLOTS / 2) {
+        free(copy);
+        filter_all_events = 1;
+        return;
+    }
+    memcpy(copy, names, total);
+    memset(event_slots, 0, sizeof(event_slots));
+    free(event_names);
+    event_names = copy;
+    for (int i = 0; i < n; i++) {
+        uint32_t h = event_hash(copy, lens[i]) & (EVENT_SLOTS - 1);
+        while (event_slots[h].name) h = (h + 1) & (EVENT_SLOTS - 1);
+        event_slots[h].name = copy;
+        event_slots[h].len = lens[i];
+        copy += lens[i];
+    }
+    filter_all_events = all_events;
+}
 
 /* Call format: argv vector, replicate to replicas and AOF, errors as
  * replies, script mode (commands flagged noscript are refused), run as and
@@ -272,16 +357,39 @@ fail:
     return VALKEYMODULE_ERR;
 }
 
+/* Triggers never fire on a replica, while loading, or for what the primary
+ * sends (see module.OnEvent). */
+#define NO_TRIGGER_FLAGS \
+    (VALKEYMODULE_CTX_FLAGS_REPLICA | VALKEYMODULE_CTX_FLAGS_LOADING | VALKEYMODULE_CTX_FLAGS_REPLICATED)
+
+static void run_job(ValkeyModuleCtx *ctx, void *pd);
+
 static int on_event(ValkeyModuleCtx *ctx, int type, const char *event, ValkeyModuleString *key) {
-    if (!(type & filter_classes)) return VALKEYMODULE_OK;
+    if (!(type & filter_classes) || !event_wanted(event)) return VALKEYMODULE_OK;
     size_t klen;
     const char *k = StringPtrLen(key, &klen);
-    goOnEvent(ctx, (char *)event, strlen(event), (char *)k, klen);
+    if (!key_may_match((const unsigned char *)k, klen)) return VALKEYMODULE_OK;
+    int flags = GetContextFlags(ctx);
+    if (flags & NO_TRIGGER_FLAGS) return VALKEYMODULE_OK;
+    uint64_t job = goOnEvent(ctx, flags, (char *)event, strlen(event), (char *)k, klen);
+    if (job && AddPostNotificationJob(ctx, run_job, (void *)(uintptr_t)job, NULL) != VALKEYMODULE_OK)
+        goJobRefused(job);
     return VALKEYMODULE_OK;
 }
 
+static ValkeyModuleUser *module_user, *named_user;
+static void attach_module_user(ValkeyModuleCtx *ctx);
+
+/* A job runs as the module's own user unless Go attaches the script user
+ * (iungo_attach_user); it ends with no user attached. */
 static void run_job(ValkeyModuleCtx *ctx, void *pd) {
-    goRunJob(ctx, (uint64_t)(uintptr_t)pd);
+    attach_module_user(ctx);
+    goRunJob(ctx, (uint64_t)(uintptr_t)pd, GetSelectedDb(ctx));
+    SetContextUser(ctx, NULL);
+    if (named_user) {
+        FreeModuleUser(named_user);
+        named_user = NULL;
+    }
 }
 
 static int on_command(ValkeyModuleCtx *ctx, ValkeyModuleString **argv, int argc) {
@@ -317,14 +425,6 @@ int ValkeyModule_OnUnload(ValkeyModuleCtx *ctx) {
     return VALKEYMODULE_ERR;
 }
 
-void iungo_subscribe(ValkeyModuleCtx *ctx, int classes) {
-    SubscribeToKeyspaceEvents(ctx, classes, on_event);
-}
-
-void iungo_set_filter(int classes) {
-    filter_classes = classes;
-}
-
 int iungo_ctx_flags(ValkeyModuleCtx *ctx) {
     return GetContextFlags(ctx);
 }
@@ -333,15 +433,11 @@ int iungo_selected_db(ValkeyModuleCtx *ctx) {
     return GetSelectedDb(ctx);
 }
 
-int iungo_add_job(ValkeyModuleCtx *ctx, uint64_t id) {
-    return AddPostNotificationJob(ctx, run_job, (void *)(uintptr_t)id, NULL) == VALKEYMODULE_OK;
-}
-
 void iungo_replicate_verbatim(ValkeyModuleCtx *ctx) {
     ReplicateVerbatim(ctx);
 }
 
-/* ---- Reply serialisation (the format is documented in reply.go). ---- */
+/* ---- Reply serialisation (the format is documented in ctx.go). ---- */
 
 typedef struct {
     char *p;
@@ -437,12 +533,24 @@ static const char *script_error(ValkeyModuleCallReply *r, int err) {
     return NULL;
 }
 
+/* The reply buffer of iungo_call, kept between calls: Go reads each reply
+ * before it makes the next call. Past 1 MiB it is freed after the next. */
+static buf_t reply_buf;
+#define REPLY_BUF_KEEP (1 << 20)
+
 char *iungo_call(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc, size_t *outlen) {
-    buf_t out = {0};
+    if (reply_buf.cap > REPLY_BUF_KEEP) {
+        free(reply_buf.p);
+        reply_buf = (buf_t){0};
+    }
+    buf_t out = reply_buf;
+    out.len = 0;
+    out.failed = 0;
     char name[64];
     if (argc < 1 || lens[0] >= sizeof(name) || memchr(buf, 0, lens[0])) {
         const char *msg = "ERR Unknown command called from script";
         put_bytes(&out, '-', msg, strlen(msg));
+        reply_buf = out;
         *outlen = out.len;
         return out.p;
     }
@@ -491,6 +599,7 @@ char *iungo_call(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int 
         const char *msg = "ERR out of memory reading the reply";
         put_bytes(&out, '-', msg, strlen(msg));
     }
+    reply_buf = out;
     *outlen = out.len;
     return out.p;
 }
@@ -874,37 +983,28 @@ void iungo_after_startup(ValkeyModuleCtx *ctx) {
 /* ---- Script user ---- */
 
 /* The module's own user, with full access: the default script user. Calls
- * run with the C flag need a user attached. */
-static ValkeyModuleUser *module_user;
-/* The named user attached for the job in progress, freed at detach. */
-static ValkeyModuleUser *named_user;
-
-int iungo_attach_user(ValkeyModuleCtx *ctx, const char *name, size_t len) {
-    if (len == 0) {
-        if (!module_user) {
-            module_user = CreateModuleUser("iungo");
-            SetModuleUserACL(module_user, "on");
-            SetModuleUserACL(module_user, "allkeys");
-            SetModuleUserACL(module_user, "allchannels");
-            SetModuleUserACL(module_user, "allcommands");
-        }
-        SetContextUser(ctx, module_user);
-        return 1;
+ * run with the C flag need a user attached. named_user is the script user
+ * attached for the job in progress, freed when it ends. */
+static void attach_module_user(ValkeyModuleCtx *ctx) {
+    if (!module_user) {
+        module_user = CreateModuleUser("iungo");
+        SetModuleUserACL(module_user, "on");
+        SetModuleUserACL(module_user, "allkeys");
+        SetModuleUserACL(module_user, "allchannels");
+        SetModuleUserACL(module_user, "allcommands");
     }
-    ValkeyModuleString *s = CreateString(NULL, name, len);
-    named_user = GetModuleUserFromUserName(s);
-    FreeString(NULL, s);
-    if (!named_user) return 0;
-    SetContextUser(ctx, named_user);
-    return 1;
+    SetContextUser(ctx, module_user);
 }
 
-void iungo_detach_user(ValkeyModuleCtx *ctx) {
-    SetContextUser(ctx, NULL);
-    if (named_user) {
-        FreeModuleUser(named_user);
-        named_user = NULL;
-    }
+int iungo_attach_user(ValkeyModuleCtx *ctx, const char *name, size_t len) {
+    ValkeyModuleString *s = CreateString(NULL, name, len);
+    ValkeyModuleUser *u = GetModuleUserFromUserName(s);
+    FreeString(NULL, s);
+    if (!u) return 0;
+    if (named_user) FreeModuleUser(named_user);
+    named_user = u;
+    SetContextUser(ctx, named_user);
+    return 1;
 }
 
 int iungo_command_keys(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc, int *pos, int *flags,

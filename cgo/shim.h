@@ -11,28 +11,28 @@ typedef struct ValkeyModuleCtx ValkeyModuleCtx;
 typedef struct ValkeyModuleString ValkeyModuleString;
 typedef struct ValkeyModuleInfoCtx ValkeyModuleInfoCtx;
 
-/* Keyspace event classes the module subscribes to, set by Go at load. */
-void iungo_subscribe(ValkeyModuleCtx *ctx, int classes);
-
-/* The classes whose events may fire a trigger; 0 stops every event in C. */
-void iungo_set_filter(int classes);
+/* What may fire a trigger (module.Filter): event classes (0 stops every
+ * event in C; the shim subscribes to a class when it first appears), all event names or the n names packed in names, and, unless
+ * keys_len is 0 (unchanged), the key filter: Any, First1, Last1, First2 and
+ * Last2 of router.KeyFilter, one byte and four bitmaps. */
+void iungo_set_filter(int classes, int all_events, const char *names, const size_t *lens, int n,
+                      const unsigned char *keys, size_t keys_len);
 
 /* Context queries and actions, valid during the callback that got ctx. */
 int iungo_ctx_flags(ValkeyModuleCtx *ctx);
 int iungo_selected_db(ValkeyModuleCtx *ctx);
-int iungo_add_job(ValkeyModuleCtx *ctx, uint64_t id);
 void iungo_replicate_verbatim(ValkeyModuleCtx *ctx);
 
 /* iungo_call runs argv (argc strings packed in buf, lens[i] bytes each) and
- * returns its reply serialised as described in reply.go, in memory the
- * caller releases with iungo_free. */
+ * returns its reply serialised as described in ctx.go, in a buffer the
+ * next call reuses. */
 char *iungo_call(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc, size_t *outlen);
 void iungo_free(void *p);
 
-/* Runs the calls of a job as the named ACL user (len 0: the module's own
- * user, with full access). Returns 0 if there is no such user. */
+/* Runs the rest of a job's calls as the named ACL user instead of the
+ * module's own user, which every job starts with. Returns 0 if there is no
+ * such user. The job's end detaches it. */
 int iungo_attach_user(ValkeyModuleCtx *ctx, const char *name, size_t len);
-void iungo_detach_user(ValkeyModuleCtx *ctx);
 
 /* Key positions and VALKEYMODULE_CMD_KEY_* flags of a command packed as for
  * iungo_call; returns how many (at most max), or -1 if unknown. */

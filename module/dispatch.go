@@ -1,6 +1,7 @@
 package module
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,31 +15,58 @@ type job struct {
 	depth    int
 	event    string
 	key      string
-	triggers []*Trigger // in registration order
+	triggers []*Trigger // in registration order; points into the queue's buffer
 }
 
 // jobQueue holds the jobs the server has accepted, in the order it runs
-// them: the server runs post-notification jobs first in, first out.
+// them: the server runs post-notification jobs first in, first out. Jobs
+// and their trigger lists reuse buffers, which start over whenever the
+// queue is empty (after every command, in practice).
 type jobQueue struct {
-	items []job
-	head  int
+	items    []job
+	head     int
+	triggers []*Trigger // the queued jobs' trigger lists
+	running  []*Trigger // the trigger list of the job popped last
 }
 
-func (q *jobQueue) push(j job) { q.items = append(q.items, j) }
+const maxKeptJobs = 1024
+
+func (q *jobQueue) push(j job, triggers []*Trigger) {
+	if q.len() == 0 {
+		q.items, q.head = q.items[:0], 0
+		q.triggers = q.triggers[:0]
+		if cap(q.items) > maxKeptJobs {
+			// A big MULTI or script queued many jobs: let the memory go.
+			q.items, q.triggers = nil, nil
+		}
+	}
+	start := len(q.triggers)
+	q.triggers = append(q.triggers, triggers...)
+	j.triggers = q.triggers[start:len(q.triggers):len(q.triggers)]
+	q.items = append(q.items, j)
+}
 
 func (q *jobQueue) len() int { return len(q.items) - q.head }
 
+func (q *jobQueue) dropLast(id uint64) {
+	if n := len(q.items); n > q.head && q.items[n-1].id == id {
+		q.triggers = q.triggers[:len(q.triggers)-len(q.items[n-1].triggers)]
+		q.items[n-1] = job{}
+		q.items = q.items[:n-1]
+	}
+}
+
 // pop returns the job with id; jobs queued before it (which the server would
-// never have skipped) are dropped.
+// never have skipped) are dropped. The job's trigger list stays valid until
+// the next pop, whatever is pushed meanwhile: jobs never nest.
 func (q *jobQueue) pop(id uint64) (job, bool) {
 	for q.head < len(q.items) {
 		j := q.items[q.head]
 		q.items[q.head] = job{}
 		q.head++
-		if q.head == len(q.items) {
-			q.items, q.head = q.items[:0], 0
-		}
 		if j.id == id {
+			q.running = append(q.running[:0], j.triggers...)
+			j.triggers = q.running
 			return j, true
 		}
 	}
@@ -79,13 +107,18 @@ func (m *Module) OnEvent(ctx Ctx, event, key string) {
 	if !ctx.AddJob(m.nextJob) {
 		return
 	}
-	m.jobs.push(job{
-		id:       m.nextJob,
-		depth:    depth,
-		event:    strings.Clone(event),
-		key:      strings.Clone(key),
-		triggers: append([]*Trigger(nil), matched...),
-	})
+	m.jobs.push(job{id: m.nextJob, depth: depth, event: eventName(event, matched), key: strings.Clone(key)}, matched)
+}
+
+// eventName returns event as a string the module may keep: one of the
+// triggers' own event names when one lists it, else a copy.
+func eventName(event string, triggers []*Trigger) string {
+	for _, t := range triggers {
+		if i := slices.Index(t.Events, event); i >= 0 {
+			return t.Events[i]
+		}
+	}
+	return strings.Clone(event)
 }
 
 // route returns the enabled triggers for (event, key) in registration order,
@@ -162,6 +195,10 @@ func (m *Module) recordError(t *Trigger, msg string) {
 		m.logf(LogWarning, "iungo: trigger %q %s: %s", t.Pattern, FormatEvents(t.Events), msg)
 	}
 }
+
+// DropJob forgets the last queued job, id, which the server did not take
+// after all.
+func (m *Module) DropJob(id uint64) { m.jobs.dropLast(id) }
 
 // PendingJobs is the number of events waiting for their job.
 func (m *Module) PendingJobs() int { return m.jobs.len() }

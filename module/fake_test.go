@@ -173,7 +173,7 @@ type testModule struct {
 	*Module
 	ctx     *fakeCtx
 	logs    []string
-	filters []Class
+	filters []Filter
 	store   *memStore
 }
 
@@ -240,13 +240,16 @@ func newTestModule(t *testing.T) *testModule {
 	tm.store = newMemStore()
 	tm.Module = New(Hooks{
 		Log:    func(level LogLevel, msg string) { tm.logs = append(tm.logs, string(level)+": "+msg) },
-		Filter: func(c Class) { tm.filters = append(tm.filters, c) },
+		Filter: func(f Filter) { tm.filters = append(tm.filters, f) },
 		Store:  tm.store,
 	})
 	t.Cleanup(tm.Close)
 	tm.ctx = &fakeCtx{m: tm.Module, flags: FlagPrimary}
 	return tm
 }
+
+// filter is the last Filter the module handed the C shim.
+func (tm *testModule) filter() Filter { return tm.filters[len(tm.filters)-1] }
 
 // mustDo runs a command that must succeed.
 func (tm *testModule) mustDo(t *testing.T, words ...string) any {

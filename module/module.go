@@ -157,16 +157,18 @@ type Module struct {
 	scriptHandles map[string]uint64
 	log           func(LogLevel, string)
 	errLog        rateLimit
-	onFilter      func(Class)
+	onFilter      func(Filter)
+	filterKeys    *router.KeyFilter // the key filter last handed to onFilter
+	filterVersion uint64            // and its version then
 }
 
 // Hooks connect a Module to the server; any may be nil.
 type Hooks struct {
 	// Log receives the module's log lines.
 	Log func(LogLevel, string)
-	// Filter receives the classes the C shim must pass on (0 when nothing
-	// can fire).
-	Filter func(Class)
+	// Filter receives what the C shim must let through to OnEvent,
+	// whenever the configuration changes.
+	Filter func(Filter)
 	// Store keeps the configuration for saving in a forked child.
 	Store Store
 }
@@ -177,7 +179,7 @@ func New(h Hooks) *Module {
 		h.Log = func(LogLevel, string) {}
 	}
 	if h.Filter == nil {
-		h.Filter = func(Class) {}
+		h.Filter = func(Filter) {}
 	}
 	if h.Store == nil {
 		h.Store = nopStore{}
@@ -254,14 +256,37 @@ func (m *Module) changed() {
 // replication, rdb, restore or manifest.
 func (m *Module) Source() string { return m.source }
 
-// refreshFilter tells the C shim which event classes can fire anything, so
-// that every other event stops there without a call into Go.
+// Filter is what the C shim checks before it hands an event to OnEvent, so
+// that events no trigger can want cost no call into Go: the event's class,
+// its name and the key's literal ends (see router.KeyFilter).
+type Filter struct {
+	Classes   Class    // classes that may fire a trigger; 0 when nothing can
+	AllEvents bool     // some enabled trigger wants every event name
+	Events    []string // else the names enabled triggers want, sorted
+	// Keys is the key filter of the enabled triggers' patterns, valid until
+	// the next Filter; KeysChanged says whether it differs from the last.
+	Keys        *router.KeyFilter
+	KeysChanged bool
+}
+
+// refreshFilter hands the C shim its Filter after a change.
 func (m *Module) refreshFilter() {
-	mask := m.classes
+	f := Filter{Classes: m.classes, AllEvents: m.listenAll > 0}
 	if m.paused || m.index.Len() == 0 {
-		mask = 0
+		f.Classes = 0
 	}
-	m.onFilter(mask)
+	if !f.AllEvents {
+		f.Events = make([]string, 0, len(m.listen))
+		for ev := range m.listen {
+			f.Events = append(f.Events, ev)
+		}
+		slices.Sort(f.Events)
+	}
+	var version uint64
+	f.Keys, version = m.index.Filter()
+	f.KeysChanged = f.Keys != m.filterKeys || version != m.filterVersion
+	m.filterKeys, m.filterVersion = f.Keys, version
+	m.onFilter(f)
 }
 
 // SetClusterMode tells the module that the server runs in cluster mode, where

@@ -184,6 +184,12 @@ func TestNoJobWithoutWork(t *testing.T) {
 	tm.ctx.event("hset", "order:1")
 	assert.Zero(t, tm.PendingJobs(), "a job the server refused must not stay queued")
 	tm.ctx.rejectJobs = false
+	// The shim adds the job after OnEvent, and drops it if refused then.
+	tm.OnEvent(tm.ctx, "hset", "order:1")
+	require.Len(t, tm.ctx.jobs, 1)
+	tm.DropJob(tm.ctx.jobs[0])
+	tm.ctx.jobs = nil
+	assert.Zero(t, tm.PendingJobs(), "a job the server refused afterwards must not stay queued")
 	tm.ctx.event("hset", "order:1")
 	assert.Equal(t, [][]string{{"INCR", "n"}}, tm.ctx.calls)
 }
@@ -244,18 +250,33 @@ func TestErrorLogRateLimit(t *testing.T) {
 	assert.LessOrEqual(t, len(tm.logs), 11)
 }
 
-// Ensure PAUSE stops triggers and the C filter gets 0 while nothing can fire.
+// Ensure PAUSE stops triggers and the C filter gets 0 while nothing can fire,
+// and that the filter names the wanted events and keys.
 func TestPauseAndFilter(t *testing.T) {
 	tm := newTestModule(t)
-	assert.Equal(t, Class(0), tm.filters[len(tm.filters)-1], "no triggers: nothing passes the C filter")
+	assert.Equal(t, Class(0), tm.filter().Classes, "no triggers: nothing passes the C filter")
 	tm.mustDo(t, "SCRIPT", "SET", "s", "server.call('INCR', 'n')")
-	tm.mustDo(t, "TRIGGER", "SET", "k", "set", "s")
-	assert.Equal(t, DefaultClasses, tm.filters[len(tm.filters)-1])
+	tm.mustDo(t, "TRIGGER", "SET", "k", "set,hset", "s")
+	f := tm.filter()
+	assert.Equal(t, DefaultClasses, f.Classes)
+	assert.Equal(t, []string{"hset", "set"}, f.Events)
+	assert.False(t, f.AllEvents)
+	assert.True(t, f.KeysChanged)
+	assert.True(t, f.Keys.MayMatch("k"))
+	assert.False(t, f.Keys.MayMatch("x"))
 	tm.mustDo(t, "PAUSE")
-	assert.Equal(t, Class(0), tm.filters[len(tm.filters)-1])
+	assert.Equal(t, Class(0), tm.filter().Classes)
+	assert.False(t, tm.filter().KeysChanged, "the keys did not change")
 	tm.mustDo(t, "RESUME")
 	tm.mustDo(t, "EVENT", "UNSET", "string")
-	assert.Equal(t, DefaultClasses&^ClassString, tm.filters[len(tm.filters)-1])
+	assert.Equal(t, DefaultClasses&^ClassString, tm.filter().Classes)
+	tm.mustDo(t, "TRIGGER", "SET", "*:x", "*", "s")
+	assert.True(t, tm.filter().AllEvents)
+	assert.True(t, tm.filter().KeysChanged)
+	assert.True(t, tm.filter().Keys.MayMatch("a:x"))
+	tm.mustDo(t, "TRIGGER", "DISABLE", "*:x", "*")
+	assert.False(t, tm.filter().AllEvents)
+	assert.False(t, tm.filter().Keys.MayMatch("a:x"))
 
 	// A pause inside the same unit as the event (MULTI) stops its job too.
 	tm.OnEvent(tm.ctx, "set", "k")

@@ -146,7 +146,7 @@ func TestReset(t *testing.T) {
 	assert.Equal(t, Config{Classes: DefaultClasses}, tm.Config())
 	assert.Empty(t, tm.store.records)
 	assert.Empty(t, tm.store.images, "every built image was swapped in")
-	assert.Equal(t, Class(0), tm.filters[len(tm.filters)-1])
+	assert.Equal(t, Class(0), tm.filter().Classes)
 }
 
 func writeFiles(t *testing.T, files map[string]string) string {
