@@ -1,9 +1,6 @@
 package router
 
-import (
-	"slices"
-	"sort"
-)
+import "slices"
 
 // Index maps glob patterns to values and finds the values whose pattern
 // matches a key. A lookup walks the key once through a literal map, a radix
@@ -146,15 +143,27 @@ type radix[V comparable] struct {
 type node[V comparable] struct {
 	label    string
 	children []*node[V] // sorted by first label byte, which is unique
+	firsts   []byte     // the children's first label bytes, searched without loading them
 	entries  []*entry[V]
 }
 
+// child returns the child whose label starts with b, or nil and the index
+// where it would go. It runs at every node a lookup passes, so it searches
+// the compact firsts, not the children themselves.
 func (n *node[V]) child(b byte) (int, *node[V]) {
-	i := sort.Search(len(n.children), func(i int) bool { return n.children[i].label[0] >= b })
-	if i < len(n.children) && n.children[i].label[0] == b {
-		return i, n.children[i]
+	lo, hi := 0, len(n.firsts)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if n.firsts[mid] < b {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
 	}
-	return i, nil
+	if lo < len(n.firsts) && n.firsts[lo] == b {
+		return lo, n.children[lo]
+	}
+	return lo, nil
 }
 
 func (t *radix[V]) insert(s string, e *entry[V]) {
@@ -163,11 +172,13 @@ func (t *radix[V]) insert(s string, e *entry[V]) {
 		i, c := n.child(s[0])
 		if c == nil {
 			n.children = slices.Insert(n.children, i, &node[V]{label: s, entries: []*entry[V]{e}})
+			n.firsts = slices.Insert(n.firsts, i, s[0])
 			return
 		}
 		common := commonPrefixLen(c.label, s)
 		if common < len(c.label) {
-			mid := &node[V]{label: c.label[:common], children: []*node[V]{c}}
+			// mid starts with the same byte as c: n.firsts[i] holds.
+			mid := &node[V]{label: c.label[:common], children: []*node[V]{c}, firsts: []byte{c.label[common]}}
 			c.label = c.label[common:]
 			n.children[i] = mid
 			c = mid
@@ -200,6 +211,7 @@ func removeFrom[V comparable](n *node[V], s, pattern string, value V) bool {
 		switch len(c.children) {
 		case 0:
 			n.children = slices.Delete(n.children, i, i+1)
+			n.firsts = slices.Delete(n.firsts, i, i+1)
 		case 1:
 			only := c.children[0]
 			only.label = c.label + only.label
