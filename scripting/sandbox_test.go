@@ -75,6 +75,47 @@ func TestGlobalsPerRun(t *testing.T) {
 	require.NoError(t, run(t, e, h, `assert(#KEYS == 1 and #ARGV == 2)`))
 }
 
+// Ensure nothing a run does to its environment, KEYS or ARGV reaches the
+// next run, though the engine reuses them while runs leave them alone.
+func TestRunLeavesNothingBehind(t *testing.T) {
+	const pristine = `
+		assert(x == nil and rawget(_G, 'x') == nil, 'a global survived')
+		assert(_G.KEYS == KEYS and _G._G == _G, '_G changed')
+		assert(#KEYS == 1 and KEYS[1] == 'order:1' and next(KEYS, 1) == nil and getmetatable(KEYS) == nil, 'KEYS changed')
+		assert(#ARGV == 2 and ARGV[1] == 'hset' and ARGV[2] == '3' and next(ARGV, 2) == nil and getmetatable(ARGV) == nil, 'ARGV changed')
+		assert(type(server) == 'table' and type(string.rep) == 'function', 'a library changed')`
+	for _, leak := range []string{
+		`x = 1`,
+		`_G.x = 1`,
+		`rawset(_G, 'x', 1)`,
+		`local g = _G g['x'] = 1`,
+		`KEYS = {'other'}`,
+		`ARGV = nil`,
+		`_G = {}`,
+		`_G.KEYS = {}`,
+		`KEYS[1] = 'changed' ARGV[2] = 'changed'`,
+		`KEYS[2] = 'more'`,
+		`KEYS.x = 1`,
+		`rawset(ARGV, 'x', 1)`,
+		`table.insert(ARGV, 'more')`,
+		`table.remove(KEYS)`,
+		`setmetatable(KEYS, {__index = function() return 'x' end})`,
+		`setmetatable(ARGV, {})`,
+		`error('fails halfway') x = 1`,
+		`x = 1 error('fails after a global')`,
+		`KEYS.x = 1 KEYS.x = nil`,
+	} {
+		t.Run(leak, func(t *testing.T) {
+			e := newTestEngine(t, Options{})
+			h := &fakeHost{}
+			require.NoError(t, run(t, e, h, pristine), "before")
+			_ = run(t, e, h, leak)
+			require.NoError(t, run(t, e, h, pristine), "after %q", leak)
+			require.NoError(t, run(t, e, h, pristine), "two runs after %q", leak)
+		})
+	}
+}
+
 // Ensure the library list is exactly what the README promises.
 func TestLibraries(t *testing.T) {
 	e := newTestEngine(t, Options{})

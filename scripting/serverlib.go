@@ -44,10 +44,19 @@ var denied = map[string]string{
 	"debug":    "trigger scripts cannot call DEBUG",
 }
 
+// deniedLengths has bit n set when a denied name is n bytes long: most
+// calls (GET, SET, HSET, INCR, ...) are cleared without a map lookup.
+var deniedLengths = func() (bits uint64) {
+	for name := range denied {
+		bits |= 1 << len(name)
+	}
+	return bits
+}()
+
 // checkDenied returns why cmd is refused, or "".
 func checkDenied(cmd string) string {
 	var buf [16]byte
-	if len(cmd) > len(buf) {
+	if len(cmd) > len(buf) || deniedLengths&(1<<len(cmd)) == 0 {
 		return ""
 	}
 	for i := 0; i < len(cmd); i++ {
