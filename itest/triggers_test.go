@@ -264,6 +264,41 @@ func TestEventClassesIntegration(t *testing.T) {
 	assert.Equal(t, "2", str(t, s, "GET", "n:hset"))
 }
 
+// Ensure the C filter hands Go only the events a trigger may want: other
+// key prefixes, other event names and the scripts' own writes stop in C.
+// The events counter in INFO counts what reached Go.
+func TestEventFilterIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	events := func() string { return infoField(t, s, "events") }
+	s.MustDo("SET", "order:0", "v")
+	assert.Equal(t, "0", events(), "no trigger: no event reaches Go")
+	s.MustDo("IUNGO", "SCRIPT", "SET", "count", "server.call('INCR', 'n')")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "order:*", "set", "count")
+	s.MustDo("SET", "order:1", "v")       // reaches Go; its INCR (incrby) does not
+	s.MustDo("SET", "user:1", "v")        // another prefix
+	s.MustDo("HSET", "order:2", "f", "v") // another event
+	assert.Equal(t, "1", str(t, s, "GET", "n"))
+	assert.Equal(t, "1", events())
+
+	s.MustDo("SET", "orange", "v") // starts like order:*: Go decides, no match
+	assert.Equal(t, "2", events())
+	assert.Equal(t, "1", str(t, s, "GET", "n"))
+
+	s.MustDo("IUNGO", "TRIGGER", "SET", "*:done", "hset", "count") // a literal end
+	s.MustDo("HSET", "x:done", "f", "v")
+	s.MustDo("HSET", "x:open", "f", "v")
+	assert.Equal(t, "3", events())
+	assert.Equal(t, "2", str(t, s, "GET", "n"))
+
+	s.MustDo("IUNGO", "TRIGGER", "SET", "[xy]*", "hset", "count") // no literal end: every hset goes to Go
+	s.MustDo("HSET", "zzz", "f", "v")
+	assert.Equal(t, "4", events())
+	assert.Equal(t, "2", str(t, s, "GET", "n"))
+	s.MustDo("IUNGO", "TRIGGER", "UNSET", "[xy]*", "hset")
+	s.MustDo("HSET", "zzz", "f", "w")
+	assert.Equal(t, "4", events(), "the filter follows removals")
+}
+
 // Ensure options come from module arguments and CONFIG SET/GET, and bad
 // values are refused.
 func TestOptionsIntegration(t *testing.T) {

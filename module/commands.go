@@ -439,6 +439,7 @@ func (m *Module) Info() []InfoField {
 		{"triggers_enabled", int64(enabled)},
 		{"paused", boolInt(m.paused)},
 		{"event_classes", strings.Join(ClassNames(m.classes), ",")},
+		{"events", int64(m.stats.Events)},
 		{"runs", int64(m.stats.Runs)},
 		{"errors", int64(m.stats.Errors)},
 		{"depth_skips", int64(m.stats.DepthSkips)},

@@ -79,6 +79,7 @@ func (q *jobQueue) pop(id uint64) (job, bool) {
 // would halve the server's throughput. event and key may point into the
 // server's memory; they are copied before being kept.
 func (m *Module) OnEvent(ctx Ctx, event, key string) {
+	m.stats.Events++
 	if m.listenAll == 0 && m.listen[event] == 0 {
 		return
 	}

@@ -120,6 +120,7 @@ func (t *Trigger) wants(event string) bool {
 
 // Stats are counters since load.
 type Stats struct {
+	Events     uint64 // events that reached OnEvent: what the C filter let through
 	Runs       uint64 // script runs
 	Errors     uint64 // failed runs and depth skips
 	DepthSkips uint64 // events not fired because of max-depth

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"runtime/debug"
 
 	"github.com/valkey-iungo/valkey-iungo/router"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
@@ -387,6 +388,21 @@ func (m *Module) Install(p *Prepared, source string) {
 	m.store.Swap(p.image)
 	m.storeHeader()
 	m.refreshFilter()
+	if len(p.triggers)+len(p.scripts) >= bigConfig {
+		go giveBackMemory()
+	}
+}
+
+// bigConfig is the size of configuration past which installing one leaves
+// enough garbage (the old configuration, decoding buffers) to be worth a
+// collection right away rather than at the next GC.
+const bigConfig = 10_000
+
+// giveBackMemory collects the garbage of a big install and returns the free
+// pages to the OS, off the main thread.
+func giveBackMemory() {
+	defer func() { _ = recover() }()
+	debug.FreeOSMemory()
 }
 
 // Replace prepares and installs c on the main thread: all or nothing.
