@@ -3,7 +3,7 @@
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
-.PHONY: all deps build binaries run test unit lint clean
+.PHONY: all deps build binaries run test unit lint bench clean
 
 all: build
 
@@ -33,6 +33,13 @@ test: build lint
 # Unit tests only: no server, no cgo.
 unit:
 	CGO_ENABLED=0 $(GO) test -short ./router/ ./scripting/ ./module/ ./iungo/...
+
+# Benchmarks, not part of make test: the router's lookups, then every
+# scenario of bench/ side by side (docs/BENCHMARKS.md explains the table).
+bench: build
+	$(GO) test -run '^$$' -bench Lookup -count 5 ./router/ | tee build/router-bench.txt
+	BENCH_ROUTER_FILE=$(CURDIR)/build/router-bench.txt \
+	  $(GO) test -run '^$$' -bench Scenarios -benchtime 1x -timeout 60m ./bench/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
