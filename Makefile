@@ -37,7 +37,7 @@ unit:
 # Benchmarks, not part of make test: the router's lookups, then every
 # scenario of bench/ side by side (docs/BENCHMARKS.md explains the table).
 bench: build
-	$(GO) test -run '^$$' -bench Lookup -count 5 ./router/ | tee build/router-bench.txt
+	$(GO) test -run '^$$' -bench Lookup -count 10 ./router/ | tee build/router-bench.txt
 	BENCH_ROUTER_FILE=$(CURDIR)/build/router-bench.txt \
 	  $(GO) test -run '^$$' -bench Scenarios -benchtime 1x -timeout 60m ./bench/
 

@@ -13,6 +13,8 @@
 //  6. evalsha   no module: the client sends EVALSHA of a script doing SET and INCR
 //  7. notify    keyspace notifications and a valkey-go worker doing the INCRs,
 //     pipelined; it restarts 200 ms into each run, as a deploy would
+//  8. subscribed a minimal C module subscribed to string events that does
+//     nothing: what the server spends on any subscriber, the floor of 3
 package bench
 
 import (
@@ -65,11 +67,11 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// BenchmarkScenarios runs every scenario, BENCH_ROUNDS times (5) each,
-// BENCH_REQUESTS requests (1,000,000) a run at pipeline 16 and a quarter of
+// BenchmarkScenarios runs every scenario, BENCH_ROUNDS times (7) each,
+// BENCH_REQUESTS requests (600,000) a run at pipeline 16 and a quarter of
 // that at pipeline 1, and prints the table. Run it once: -benchtime 1x.
 func BenchmarkScenarios(b *testing.B) {
-	rounds, requests := envInt("BENCH_ROUNDS", 5), envInt("BENCH_REQUESTS", 1_000_000)
+	rounds, requests := envInt("BENCH_ROUNDS", 7), envInt("BENCH_REQUESTS", 600_000)
 	scenarios := setup(b)
 	if only := os.Getenv("BENCH_ONLY"); only != "" {
 		// plain, floor and evalsha stay: the ratios need them.
@@ -112,13 +114,19 @@ func BenchmarkScenarios(b *testing.B) {
 	}
 }
 
-func setup(b *testing.B) []*scenario {
-	floor := filepath.Join(b.TempDir(), "floor.so")
-	out, err := exec.Command("gcc", "-O2", "-shared", "-fPIC", "-o", floor,
-		filepath.Join(vtest.Root(b), "bench", "floor", "floor.c")).CombinedOutput()
+// buildFloor compiles bench/floor/<name>.c into a module.
+func buildFloor(b *testing.B, name string) string {
+	so := filepath.Join(b.TempDir(), name+".so")
+	out, err := exec.Command("gcc", "-O2", "-shared", "-fPIC", "-o", so,
+		filepath.Join(vtest.Root(b), "bench", "floor", name+".c")).CombinedOutput()
 	if err != nil {
-		b.Fatalf("building the floor module: %v\n%s", err, out)
+		b.Fatalf("building the %s module: %v\n%s", name, err, out)
 	}
+	return so
+}
+
+func setup(b *testing.B) []*scenario {
+	floor, subscribed := buildFloor(b, "floor"), buildFloor(b, "subscribed")
 	plainOpts := vtest.Options{NoModule: true}
 	plain := vtest.Start(b, plainOpts)
 	evalsha := vtest.Start(b, plainOpts)
@@ -134,6 +142,7 @@ func setup(b *testing.B) []*scenario {
 	trigger.MustDo("IUNGO", "SCRIPT", "SET", "count", incrLua)
 	trigger.MustDo("IUNGO", "TRIGGER", "SET", "key:*", "set", "count")
 	floorServer := vtest.Start(b, vtest.Options{NoModule: true, Config: []string{"loadmodule " + floor}})
+	subscribedServer := vtest.Start(b, vtest.Options{NoModule: true, Config: []string{"loadmodule " + subscribed}})
 	notify := vtest.Start(b, vtest.Options{NoModule: true, Config: []string{"notify-keyspace-events E$"}})
 	w := startWorker(b, notify)
 	set := []string{"-t", "set"}
@@ -146,6 +155,8 @@ func setup(b *testing.B) []*scenario {
 		{name: "evalsha", what: "client EVALSHA: SET + INCR", server: evalsha,
 			command: []string{"EVALSHA", sha, "1", "key:__rand_int__", "v"}, counts: true},
 		{name: "notify", what: "notifications + valkey-go worker: INCR", server: notify, command: set, worker: w},
+		{name: "subscribed", what: "minimal C module subscribed to string events, doing nothing (the floor of 3)",
+			server: subscribedServer, command: set},
 	}
 }
 
@@ -354,21 +365,31 @@ func field(s []sample, f func(sample) float64) []float64 {
 	return out
 }
 
+// ratios returns, round by round, a's throughput over b's: both ran in the
+// same round, so a slow spell of the machine weighs on both.
+func ratios(a, b []sample) []float64 {
+	out := make([]float64, min(len(a), len(b)))
+	for i := range out {
+		out[i] = a[i].rps / b[i].rps
+	}
+	return out
+}
+
 func report(scenarios []*scenario, results map[string]map[int][]sample, lags, lost []float64, rounds, requests int) {
-	fmt.Printf("\n%d rounds, %d requests a run at -P 16 (%d at -P 1), %d clients, SET over %d random keys\n\n",
+	fmt.Printf("\n%d rounds, %d requests a run at -P 16 (%d at -P 1), %d clients, SET over %d random keys\n",
 		rounds, requests, requests/4, clients, keyspace)
+	fmt.Println("ratios are medians of the ratios within each round; spread is (max - min) / median")
+	fmt.Println()
 	for _, p := range []int{1, 16} {
-		base := median(field(results["plain"][p], func(s sample) float64 { return s.rps }))
-		floor := median(field(results["floor"][p], func(s sample) float64 { return s.rps }))
-		evalsha := median(field(results["evalsha"][p], func(s sample) float64 { return s.rps }))
+		plain, floor, evalsha := results["plain"][p], results["floor"][p], results["evalsha"][p]
 		fmt.Printf("| -P %d | scenario | ops/s (median) | spread | vs plain | vs floor | vs evalsha | p50 ms | p99 ms |\n", p)
 		fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for i, sc := range scenarios {
 			s := results[sc.name][p]
 			rps := field(s, func(s sample) float64 { return s.rps })
-			m := median(rps)
-			fmt.Printf("| %d | %s: %s | %.0f | %.0f%% | %.2f | %.2f | %.2f | %.3f | %.3f |\n", i+1, sc.name, sc.what, m,
-				spread(rps), m/base, m/floor, m/evalsha,
+			fmt.Printf("| %d | %s: %s | %.0f | %.0f%% | %.2f | %.2f | %.2f | %.3f | %.3f |\n", i+1, sc.name, sc.what,
+				median(rps), spread(rps),
+				median(ratios(s, plain)), median(ratios(s, floor)), median(ratios(s, evalsha)),
 				median(field(s, func(s sample) float64 { return s.p50 })), median(field(s, func(s sample) float64 { return s.p99 })))
 		}
 		fmt.Println()
@@ -377,10 +398,36 @@ func report(scenarios []*scenario, results map[string]map[int][]sample, lags, lo
 		fmt.Printf("notify worker at -P 16: lag after the run %.0f ms (median), increments lost across a restart %.0f of %d (median)\n\n",
 			median(lags), median(lost), requests)
 	}
+	p16 := func(a, b string) float64 {
+		if results[a] == nil || results[b] == nil {
+			return 0
+		}
+		return median(ratios(results[a][16], results[b][16]))
+	}
+	goal("empty at -P 16 vs plain", p16("empty", "plain"), ">=", 0.95)
+	goal("nomatch at -P 16 vs plain", p16("nomatch", "plain"), ">=", 0.95)
+	fmt.Printf("  (nomatch vs subscribed, its floor: %.2f)\n", p16("nomatch", "subscribed"))
+	goal("trigger at -P 16 vs floor", p16("trigger", "floor"), ">=", 0.85)
+	goal("trigger at -P 16 vs evalsha", p16("trigger", "evalsha"), ">=", 1.0)
+	fmt.Println()
+}
+
+// goal prints whether a measured figure meets its goal.
+func goal(what string, got float64, op string, want float64) {
+	met := got >= want
+	if op == "<=" {
+		met = got <= want
+	}
+	verdict := "not met"
+	if met {
+		verdict = "met"
+	}
+	fmt.Printf("goal: %s %.2f, want %s %.2f: %s\n", what, got, op, want, verdict)
 }
 
 // reportRouter summarises the router benchmarks make bench ran before,
-// from BENCH_ROUTER_FILE.
+// from BENCH_ROUTER_FILE; each -count pass ran the three sizes in a row,
+// so their ratios are taken pass by pass.
 func reportRouter() {
 	f, err := os.Open(os.Getenv("BENCH_ROUTER_FILE"))
 	if err != nil {
@@ -393,21 +440,28 @@ func reportRouter() {
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) >= 4 && strings.HasPrefix(fields[0], "BenchmarkLookup/patterns=") && fields[3] == "ns/op" {
-			name := strings.TrimSuffix(strings.TrimPrefix(fields[0], "BenchmarkLookup/patterns="), "-2")
-			name = strings.Split(name, "-")[0]
+			name := strings.Split(strings.TrimPrefix(fields[0], "BenchmarkLookup/patterns="), "-")[0]
 			v, _ := strconv.ParseFloat(fields[2], 64)
 			ns[name] = append(ns[name], v)
 		}
 	}
-	if len(ns["100"]) == 0 {
+	small := ns["100"]
+	if len(small) == 0 {
 		fmt.Println("router: no figures in", f.Name())
 		return
 	}
-	small := median(ns["100"])
 	fmt.Println("| router lookup | ns (median) | spread | vs 100 patterns |")
 	fmt.Println("| --- | ---: | ---: | ---: |")
 	for _, n := range []string{"100", "10000", "100000"} {
-		fmt.Printf("| %s patterns | %.1f | %.0f%% | %.2f |\n", n, median(ns[n]), spread(ns[n]), median(ns[n])/small)
+		var r []float64
+		for i := range min(len(ns[n]), len(small)) {
+			r = append(r, ns[n][i]/small[i])
+		}
+		fmt.Printf("| %s patterns | %.1f | %.0f%% | %.2f |\n", n, median(ns[n]), spread(ns[n]), median(r))
+		if n == "100000" {
+			defer goal("router lookup at 100k patterns vs 100", median(r), "<=", 2)
+			defer goal("router lookup at 100k patterns, ns", median(ns[n]), "<=", 1000)
+		}
 	}
 	fmt.Println()
 }
@@ -438,6 +492,7 @@ func reportMemory(b *testing.B) {
 	heap := info(s, "iungo", "iungo_go_heap_bytes")
 	fmt.Printf("memory: 100,000 triggers (100 scripts) add %.1f MB of RSS (%.1f -> %.1f MB); the Go heap holds %.1f MB\n",
 		(after-before)/(1<<20), before/(1<<20), after/(1<<20), heap/(1<<20))
+	goal("RSS of 100,000 triggers, MB", (after-before)/(1<<20), "<=", 64)
 }
 
 // info reads a numeric field of an INFO section.
