@@ -11,6 +11,7 @@ import "slices"
 // An Index is not safe for concurrent use.
 type Index[V comparable] struct {
 	exact  map[string][]*entry[V]
+	ends   endPairs // first and last bytes of the exact keys: most keys skip the map
 	prefix radix[V] // patterns whose literal prefix is at least as long as their suffix
 	suffix radix[V] // the others with a literal suffix, stored reversed
 	always []*entry[V]
@@ -46,6 +47,7 @@ func (ix *Index[V]) Add(pattern string, value V) {
 	switch s := &e.shape; {
 	case s.literal:
 		ix.exact[s.prefix] = append(ix.exact[s.prefix], e)
+		ix.ends.add(s.prefix, 1)
 	case s.prefix != "" && len(s.prefix) >= len(s.suffix):
 		ix.prefix.insert(s.prefix, e)
 	case s.suffix != "":
@@ -65,6 +67,9 @@ func (ix *Index[V]) Remove(pattern string, value V) bool {
 	case s.literal:
 		var list []*entry[V]
 		list, ok = removeEntry(ix.exact[s.prefix], pattern, value)
+		if ok {
+			ix.ends.add(s.prefix, -1)
+		}
 		if len(list) == 0 {
 			delete(ix.exact, s.prefix)
 		} else {
@@ -92,8 +97,10 @@ func (ix *Index[V]) Filter() (*KeyFilter, uint64) { return &ix.filter.f, ix.filt
 // Lookup appends to dst the value of every pattern that matches key, in no
 // particular order, and returns the extended slice.
 func (ix *Index[V]) Lookup(key string, dst []V) []V {
-	for _, e := range ix.exact[key] {
-		dst = append(dst, e.value)
+	if ix.ends.has(key) {
+		for _, e := range ix.exact[key] {
+			dst = append(dst, e.value)
+		}
 	}
 	dst = ix.prefix.collect(key, false, dst)
 	dst = ix.suffix.collect(key, true, dst)
@@ -107,7 +114,7 @@ func (ix *Index[V]) Lookup(key string, dst []V) []V {
 
 // Any reports whether some pattern matches key, without collecting values.
 func (ix *Index[V]) Any(key string) bool {
-	if len(ix.exact[key]) > 0 || ix.prefix.any(key, false) || ix.suffix.any(key, true) {
+	if ix.ends.has(key) && len(ix.exact[key]) > 0 || ix.prefix.any(key, false) || ix.suffix.any(key, true) {
 		return true
 	}
 	for _, e := range ix.always {
@@ -116,6 +123,41 @@ func (ix *Index[V]) Any(key string) bool {
 		}
 	}
 	return false
+}
+
+// endPairs is a set of (first byte, last byte) pairs of strings, counted so
+// that strings can leave it: one bit tells a lookup whether the exact map
+// can hold its key, without hashing the key.
+type endPairs struct {
+	bits   [256 * 256 / 8]byte
+	counts map[int]int
+}
+
+func pairOf(s string) int {
+	if s == "" {
+		return 0 // shares a pair with "\x00\x00": a false positive is harmless
+	}
+	return int(s[0])<<8 | int(s[len(s)-1])
+}
+
+func (p *endPairs) add(s string, delta int) {
+	if p.counts == nil {
+		p.counts = map[int]int{}
+	}
+	i := pairOf(s)
+	n := p.counts[i] + delta
+	if n == 0 {
+		delete(p.counts, i)
+		p.bits[i>>3] &^= 1 << (i & 7)
+	} else {
+		p.counts[i] = n
+		p.bits[i>>3] |= 1 << (i & 7)
+	}
+}
+
+func (p *endPairs) has(s string) bool {
+	i := pairOf(s)
+	return p.bits[i>>3]>>(i&7)&1 != 0
 }
 
 func removeEntry[V comparable](list []*entry[V], pattern string, value V) ([]*entry[V], bool) {
@@ -147,10 +189,10 @@ type node[V comparable] struct {
 	entries  []*entry[V]
 }
 
-// child returns the child whose label starts with b, or nil and the index
-// where it would go. It runs at every node a lookup passes, so it searches
-// the compact firsts, not the children themselves.
-func (n *node[V]) child(b byte) (int, *node[V]) {
+// child returns the child whose label starts with b, or nil. It runs at
+// every node a lookup passes, so it searches the compact firsts, not the
+// children themselves.
+func (n *node[V]) child(b byte) *node[V] {
 	lo, hi := 0, len(n.firsts)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
@@ -161,15 +203,24 @@ func (n *node[V]) child(b byte) (int, *node[V]) {
 		}
 	}
 	if lo < len(n.firsts) && n.firsts[lo] == b {
-		return lo, n.children[lo]
+		return n.children[lo]
 	}
-	return lo, nil
+	return nil
+}
+
+// childIndex returns where the child starting with b is, or would go.
+func (n *node[V]) childIndex(b byte) (int, *node[V]) {
+	i, found := slices.BinarySearch(n.firsts, b)
+	if found {
+		return i, n.children[i]
+	}
+	return i, nil
 }
 
 func (t *radix[V]) insert(s string, e *entry[V]) {
 	n := &t.root
 	for len(s) > 0 {
-		i, c := n.child(s[0])
+		i, c := n.childIndex(s[0])
 		if c == nil {
 			n.children = slices.Insert(n.children, i, &node[V]{label: s, entries: []*entry[V]{e}})
 			n.firsts = slices.Insert(n.firsts, i, s[0])
@@ -200,7 +251,7 @@ func removeFrom[V comparable](n *node[V], s, pattern string, value V) bool {
 		n.entries, ok = removeEntry(n.entries, pattern, value)
 		return ok
 	}
-	i, c := n.child(s[0])
+	i, c := n.childIndex(s[0])
 	if c == nil || len(s) < len(c.label) || s[:len(c.label)] != c.label {
 		return false
 	}
@@ -268,7 +319,7 @@ func (t *radix[V]) any(key string, fromEnd bool) bool {
 func (n *node[V]) next(key string, rest int, fromEnd bool) *node[V] {
 	pos := len(key) - rest
 	if fromEnd {
-		_, c := n.child(key[rest-1])
+		c := n.child(key[rest-1])
 		if c == nil || len(c.label) > rest {
 			return nil
 		}
@@ -279,7 +330,7 @@ func (n *node[V]) next(key string, rest int, fromEnd bool) *node[V] {
 		}
 		return c
 	}
-	_, c := n.child(key[pos])
+	c := n.child(key[pos])
 	if c == nil || len(c.label) > rest || key[pos:pos+len(c.label)] != c.label {
 		return nil
 	}
