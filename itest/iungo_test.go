@@ -188,12 +188,16 @@ func pingWhile(t *testing.T, s *vtest.Server, fn func()) time.Duration {
 	return slowest
 }
 
+// shopVersion7 is a small configuration for the sync tests: one script,
+// one trigger.
+var shopVersion7 = iungo.Snapshot{Namespace: "shop", Version: 7,
+	Scripts:  []iungo.Script{{Name: "a", Source: "return 1"}},
+	Triggers: []iungo.Trigger{{Pattern: "k", Events: "set", Script: "a", Enabled: true}}}
+
 // Ensure a slow iungo blocks only the client that sent IUNGO SYNC: every
 // other client is served meanwhile.
 func TestSyncNoStallIntegration(t *testing.T) {
-	hs := fakeIungo(t, iungo.Snapshot{Namespace: "shop", Version: 7,
-		Scripts:  []iungo.Script{{Name: "a", Source: "return 1"}},
-		Triggers: []iungo.Trigger{{Pattern: "k", Events: "set", Script: "a", Enabled: true}}}, time.Second, false)
+	hs := fakeIungo(t, shopVersion7, time.Second, false)
 	node := startNode(t, hs.URL, "heartbeat-s", "0")
 	var got int64
 	slowest := pingWhile(t, node, func() {
@@ -209,9 +213,7 @@ func TestSyncNoStallIntegration(t *testing.T) {
 // Ensure a tampered configuration is refused over the real module and the
 // configuration in force stays.
 func TestSyncTamperedIntegration(t *testing.T) {
-	hs := fakeIungo(t, iungo.Snapshot{Namespace: "shop", Version: 7,
-		Scripts:  []iungo.Script{{Name: "a", Source: "return 1"}},
-		Triggers: []iungo.Trigger{{Pattern: "k", Events: "set", Script: "a", Enabled: true}}}, 0, true)
+	hs := fakeIungo(t, shopVersion7, 0, true)
 	node := startNode(t, hs.URL, "heartbeat-s", "0")
 	err := node.Do("IUNGO", "SYNC").Error()
 	require.Error(t, err)

@@ -44,14 +44,14 @@ func init() {
 		{"script list", "", 0, kindRead, "List the scripts with their size and the number of triggers using them.", cmdScriptList},
 		{"trigger set", "<key-pattern> <events> <script>", 3, kindManage, "Create the trigger (pattern, events), or point it at another script. <events> is a comma-separated list such as set,hset, or *.", cmdTriggerSet},
 		{"trigger unset", "<key-pattern> <events>", 2, kindManage, "Remove a trigger.", cmdTriggerUnset},
-		{"trigger enable", "<key-pattern> <events>", 2, kindManage, "Enable a trigger.", cmdTriggerEnable},
-		{"trigger disable", "<key-pattern> <events>", 2, kindManage, "Disable a trigger; it keeps its counters.", cmdTriggerDisable},
+		{"trigger enable", "<key-pattern> <events>", 2, kindManage, "Enable a trigger.", cmdTriggerEnable(true)},
+		{"trigger disable", "<key-pattern> <events>", 2, kindManage, "Disable a trigger; it keeps its counters.", cmdTriggerEnable(false)},
 		{"trigger list", "", 0, kindRead, "List the triggers in registration order with their counters and last error.", cmdTriggerList},
-		{"event set", "<class> [<class> ...]", -1, kindManage, "Enable event classes: names (generic, string, list, set, hash, zset, stream, expired, evicted, keymiss, new, module, all) or letters (g$lshztxemndA), comma- or space-separated.", cmdEventSet},
-		{"event unset", "<class> [<class> ...]", -1, kindManage, "Disable event classes; their events fire nothing.", cmdEventUnset},
+		{"event set", "<class> [<class> ...]", -1, kindManage, "Enable event classes: names (generic, string, list, set, hash, zset, stream, expired, evicted, keymiss, new, module, all) or letters (g$lshztxemndA), comma- or space-separated.", cmdEventSet(true)},
+		{"event unset", "<class> [<class> ...]", -1, kindManage, "Disable event classes; their events fire nothing.", cmdEventSet(false)},
 		{"event list", "", 0, kindRead, "List the enabled event classes.", cmdEventList},
-		{"pause", "", 0, kindOperate, "Stop running every trigger.", cmdPause},
-		{"resume", "", 0, kindOperate, "Run triggers again after PAUSE.", cmdResume},
+		{"pause", "", 0, kindOperate, "Stop running every trigger.", cmdPause(true)},
+		{"resume", "", 0, kindOperate, "Run triggers again after PAUSE.", cmdPause(false)},
 		{"sync", "", 0, kindSync, "Fetch the configuration from iungo now and apply it; answers with iungo's version once it is in force, or an error and the old configuration stays. Blocks only the calling client.", cmdSync},
 		{"dump", "", 0, kindRead, "Return the whole configuration as one snapshot (the format the RDB holds).", cmdDump},
 		{"restore", "<snapshot>", 1, kindManage, "Replace the whole configuration with a snapshot from IUNGO DUMP, all or nothing.", cmdRestore},
@@ -196,18 +196,20 @@ func ok(w ReplyWriter) error {
 	return nil
 }
 
-func cmdScriptSet(m *Module, w Ctx, args []string) error {
-	if err := m.SetScript(args[0], args[1]); err != nil {
+// okUnless replies OK unless the change failed.
+func okUnless(w ReplyWriter, err error) error {
+	if err != nil {
 		return err
 	}
 	return ok(w)
 }
 
+func cmdScriptSet(m *Module, w Ctx, args []string) error {
+	return okUnless(w, m.SetScript(args[0], args[1]))
+}
+
 func cmdScriptUnset(m *Module, w Ctx, args []string) error {
-	if err := m.UnsetScript(args[0]); err != nil {
-		return err
-	}
-	return ok(w)
+	return okUnless(w, m.UnsetScript(args[0]))
 }
 
 func cmdScriptGet(m *Module, w Ctx, args []string) error {
@@ -239,31 +241,19 @@ func cmdScriptList(m *Module, w Ctx, _ []string) error {
 }
 
 func cmdTriggerSet(m *Module, w Ctx, args []string) error {
-	if _, err := m.SetTrigger(args[0], args[1], args[2]); err != nil {
-		return err
-	}
-	return ok(w)
+	_, err := m.SetTrigger(args[0], args[1], args[2])
+	return okUnless(w, err)
 }
 
 func cmdTriggerUnset(m *Module, w Ctx, args []string) error {
-	if err := m.UnsetTrigger(args[0], args[1]); err != nil {
-		return err
-	}
-	return ok(w)
+	return okUnless(w, m.UnsetTrigger(args[0], args[1]))
 }
 
-func cmdTriggerEnable(m *Module, w Ctx, args []string) error {
-	if err := m.EnableTrigger(args[0], args[1], true); err != nil {
-		return err
+// cmdTriggerEnable is TRIGGER ENABLE (on) or DISABLE.
+func cmdTriggerEnable(on bool) func(*Module, Ctx, []string) error {
+	return func(m *Module, w Ctx, args []string) error {
+		return okUnless(w, m.EnableTrigger(args[0], args[1], on))
 	}
-	return ok(w)
-}
-
-func cmdTriggerDisable(m *Module, w Ctx, args []string) error {
-	if err := m.EnableTrigger(args[0], args[1], false); err != nil {
-		return err
-	}
-	return ok(w)
 }
 
 func cmdTriggerList(m *Module, w Ctx, _ []string) error {
@@ -289,22 +279,16 @@ func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 	return nil
 }
 
-func cmdEventSet(m *Module, w Ctx, args []string) error {
-	mask, err := ParseClasses(args)
-	if err != nil {
-		return err
+// cmdEventSet is EVENT SET (on) or UNSET.
+func cmdEventSet(on bool) func(*Module, Ctx, []string) error {
+	return func(m *Module, w Ctx, args []string) error {
+		mask, err := ParseClasses(args)
+		if err != nil {
+			return err
+		}
+		m.SetClasses(mask, on)
+		return ok(w)
 	}
-	m.SetClasses(mask, true)
-	return ok(w)
-}
-
-func cmdEventUnset(m *Module, w Ctx, args []string) error {
-	mask, err := ParseClasses(args)
-	if err != nil {
-		return err
-	}
-	m.SetClasses(mask, false)
-	return ok(w)
 }
 
 func cmdEventList(m *Module, w Ctx, _ []string) error {
@@ -316,14 +300,12 @@ func cmdEventList(m *Module, w Ctx, _ []string) error {
 	return nil
 }
 
-func cmdPause(m *Module, w Ctx, _ []string) error {
-	m.SetPaused(true)
-	return ok(w)
-}
-
-func cmdResume(m *Module, w Ctx, _ []string) error {
-	m.SetPaused(false)
-	return ok(w)
+// cmdPause is PAUSE (paused) or RESUME.
+func cmdPause(paused bool) func(*Module, Ctx, []string) error {
+	return func(m *Module, w Ctx, _ []string) error {
+		m.SetPaused(paused)
+		return ok(w)
+	}
 }
 
 func cmdInfo(m *Module, w Ctx, _ []string) error {
@@ -356,10 +338,7 @@ func cmdRestore(m *Module, w Ctx, args []string) error {
 	if w.Flags()&(FlagLoading|FlagReplicated) == 0 {
 		c.Version = max(c.Version, m.version+1)
 	}
-	if err := m.Replace(c, "restore"); err != nil {
-		return err
-	}
-	return ok(w)
+	return okUnless(w, m.Replace(c, "restore"))
 }
 
 func cmdSync(m *Module, w Ctx, _ []string) error {

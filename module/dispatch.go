@@ -80,7 +80,7 @@ func (q *jobQueue) pop(id uint64) (job, bool) {
 // server's memory; they are copied before being kept.
 func (m *Module) OnEvent(ctx Ctx, event, key string) {
 	m.stats.Events++
-	if m.listenAll == 0 && m.listen[event] == 0 {
+	if !m.listen.wants(event) {
 		return
 	}
 	if m.debugEventPanic {

@@ -132,8 +132,7 @@ type Module struct {
 	scripts     map[string]*scripting.Script
 	triggers    map[string]*Trigger
 	index       *router.Index[*Trigger] // enabled triggers only
-	listen      map[string]int          // enabled triggers per event name
-	listenAll   int                     // enabled triggers for every event
+	listen      listenCounts            // the events enabled triggers listen to
 	classes     Class
 	paused      bool
 	nextSeq     uint64
@@ -189,7 +188,6 @@ func New(h Hooks) *Module {
 		scripts:       map[string]*scripting.Script{},
 		triggers:      map[string]*Trigger{},
 		index:         router.NewIndex[*Trigger](),
-		listen:        map[string]int{},
 		classes:       DefaultClasses,
 		source:        "none",
 		store:         h.Store,
@@ -272,13 +270,13 @@ type Filter struct {
 
 // refreshFilter hands the C shim its Filter after a change.
 func (m *Module) refreshFilter() {
-	f := Filter{Classes: m.classes, AllEvents: m.listenAll > 0}
+	f := Filter{Classes: m.classes, AllEvents: m.listen.all > 0}
 	if m.paused || m.index.Len() == 0 {
 		f.Classes = 0
 	}
 	if !f.AllEvents {
-		f.Events = make([]string, 0, len(m.listen))
-		for ev := range m.listen {
+		f.Events = make([]string, 0, len(m.listen.byName))
+		for ev := range m.listen.byName {
 			f.Events = append(f.Events, ev)
 		}
 		slices.Sort(f.Events)
@@ -421,25 +419,37 @@ func (m *Module) trigger(pattern, events string) (*Trigger, error) {
 // activate puts an enabled trigger where routing finds it.
 func (m *Module) activate(t *Trigger) {
 	m.index.Add(t.Pattern, t)
-	m.listenTo(t, 1)
+	m.listen.add(t, 1)
 }
 
 func (m *Module) deactivate(t *Trigger) {
 	m.index.Remove(t.Pattern, t)
-	m.listenTo(t, -1)
+	m.listen.add(t, -1)
 }
 
-// listenTo counts (delta 1) or uncounts (-1) the events t listens to.
-func (m *Module) listenTo(t *Trigger, delta int) {
+// listenCounts counts enabled triggers by the event names they listen to.
+type listenCounts struct {
+	byName map[string]int
+	all    int // triggers listening to every event
+}
+
+// add counts (delta 1) or uncounts (-1) the events t listens to.
+func (c *listenCounts) add(t *Trigger, delta int) {
 	if t.Events == nil {
-		m.listenAll += delta
+		c.all += delta
+	}
+	if c.byName == nil {
+		c.byName = map[string]int{}
 	}
 	for _, ev := range t.Events {
-		if m.listen[ev] += delta; m.listen[ev] == 0 {
-			delete(m.listen, ev)
+		if c.byName[ev] += delta; c.byName[ev] == 0 {
+			delete(c.byName, ev)
 		}
 	}
 }
+
+// wants reports whether some enabled trigger listens to event.
+func (c *listenCounts) wants(event string) bool { return c.all > 0 || c.byName[event] > 0 }
 
 // Triggers returns the triggers in registration order.
 func (m *Module) Triggers() []*Trigger { return m.sortedTriggers() }

@@ -274,8 +274,7 @@ type Prepared struct {
 	scriptHandles map[string]uint64
 	triggers      map[string]*Trigger
 	index         *router.Index[*Trigger]
-	listen        map[string]int
-	listenAll     int
+	listen        listenCounts
 	image         uint64 // in the Store
 	body          frame  // the snapshot without its header, for replication
 	installed     bool
@@ -291,7 +290,6 @@ func (m *Module) Prepare(c Config, reuse func(name, source string) *scripting.Sc
 		scriptHandles: make(map[string]uint64, len(c.Scripts)),
 		triggers:      make(map[string]*Trigger, len(c.Triggers)),
 		index:         router.NewIndex[*Trigger](),
-		listen:        map[string]int{},
 	}
 	if c.Classes&^ClassesSubscribed != 0 {
 		return nil, errorf("unknown event class bits %#x", int(c.Classes&^ClassesSubscribed))
@@ -332,12 +330,7 @@ func (m *Module) Prepare(c Config, reuse func(name, source string) *scripting.Sc
 		order = append(order, t)
 		if t.Enabled {
 			p.index.Add(t.Pattern, t)
-			if t.Events == nil {
-				p.listenAll++
-			}
-			for _, ev := range t.Events {
-				p.listen[ev]++
-			}
+			p.listen.add(t, 1)
 		}
 	}
 	records := configRecords(c)
@@ -380,7 +373,7 @@ func (m *Module) Install(p *Prepared, source string) {
 	}
 	m.scripts, m.scriptHandles = p.scripts, p.scriptHandles
 	m.triggers, m.index = p.triggers, p.index
-	m.listen, m.listenAll = p.listen, p.listenAll
+	m.listen = p.listen
 	m.nextSeq = uint64(len(p.triggers))
 	m.classes, m.paused = p.cfg.Classes, p.cfg.Paused
 	m.version, m.syncVersion = p.cfg.Version, p.cfg.SyncVersion

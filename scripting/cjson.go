@@ -256,8 +256,7 @@ func (d *jsonDecoder) object(depth int) lua.LValue {
 	d.pos++ // '{'
 	t := d.L.NewTable()
 	d.skipSpace()
-	if d.pos < len(d.s) && d.s[d.pos] == '}' {
-		d.pos++
+	if d.eat('}') {
 		return t
 	}
 	for {
@@ -267,23 +266,29 @@ func (d *jsonDecoder) object(depth int) lua.LValue {
 		}
 		k := d.str()
 		d.skipSpace()
-		if d.pos >= len(d.s) || d.s[d.pos] != ':' {
+		if !d.eat(':') {
 			d.fail("colon", "invalid token")
 		}
-		d.pos++
 		d.skipSpace()
 		t.RawSetString(k, d.value(depth))
 		d.skipSpace()
-		if d.pos < len(d.s) && d.s[d.pos] == ',' {
-			d.pos++
+		if d.eat(',') {
 			continue
 		}
-		if d.pos < len(d.s) && d.s[d.pos] == '}' {
-			d.pos++
+		if d.eat('}') {
 			return t
 		}
 		d.fail("comma or object end", "invalid token")
 	}
+}
+
+// eat consumes c if it comes next.
+func (d *jsonDecoder) eat(c byte) bool {
+	if d.pos < len(d.s) && d.s[d.pos] == c {
+		d.pos++
+		return true
+	}
+	return false
 }
 
 func (d *jsonDecoder) array(depth int) lua.LValue {
@@ -291,20 +296,17 @@ func (d *jsonDecoder) array(depth int) lua.LValue {
 	d.pos++ // '['
 	t := d.L.NewTable()
 	d.skipSpace()
-	if d.pos < len(d.s) && d.s[d.pos] == ']' {
-		d.pos++
+	if d.eat(']') {
 		return t
 	}
 	for i := 1; ; i++ {
 		d.skipSpace()
 		t.RawSetInt(i, d.value(depth))
 		d.skipSpace()
-		if d.pos < len(d.s) && d.s[d.pos] == ',' {
-			d.pos++
+		if d.eat(',') {
 			continue
 		}
-		if d.pos < len(d.s) && d.s[d.pos] == ']' {
-			d.pos++
+		if d.eat(']') {
 			return t
 		}
 		d.fail("comma or array end", "invalid token")

@@ -408,45 +408,37 @@ func (s *Store) Changes(name string, since uint64) (any, error) {
 		if err := rows.Scan(&op, &p); err != nil {
 			return nil, err
 		}
+		var err error
 		switch op {
 		case "script_set":
 			var sc iungo.Script
-			_ = json.Unmarshal([]byte(p), &sc)
-			if _, seen := scripts[sc.Name]; !seen {
-				scriptOrder = append(scriptOrder, sc.Name)
-			}
-			scripts[sc.Name] = &sc
+			err = json.Unmarshal([]byte(p), &sc)
+			latest(&scriptOrder, scripts, sc.Name, &sc)
 		case "script_unset":
 			var n string
-			_ = json.Unmarshal([]byte(p), &n)
-			if _, seen := scripts[n]; !seen {
-				scriptOrder = append(scriptOrder, n)
-			}
-			scripts[n] = nil
+			err = json.Unmarshal([]byte(p), &n)
+			latest(&scriptOrder, scripts, n, nil)
 		case "trigger_set":
 			var t iungo.Trigger
-			_ = json.Unmarshal([]byte(p), &t)
+			err = json.Unmarshal([]byte(p), &t)
 			k := tk{Pattern: t.Pattern, Events: t.Events}
-			if _, seen := triggers[k]; !seen {
-				triggerOrder = append(triggerOrder, k)
-			} else if triggers[k] == nil {
+			if old, seen := triggers[k]; seen && old == nil {
 				// Removed then added again: it goes to the end, as in
 				// the table's registration order.
-				triggerOrder = append(slices.DeleteFunc(triggerOrder, func(x tk) bool { return x == k }), k)
+				triggerOrder = slices.DeleteFunc(triggerOrder, func(x tk) bool { return x == k })
+				delete(triggers, k)
 				d.Triggers.Unset = append(d.Triggers.Unset, k)
 			}
-			triggers[k] = &t
+			latest(&triggerOrder, triggers, k, &t)
 		case "trigger_unset":
 			var k tk
-			_ = json.Unmarshal([]byte(p), &k)
-			if _, seen := triggers[k]; !seen {
-				triggerOrder = append(triggerOrder, k)
-			}
-			triggers[k] = nil
+			err = json.Unmarshal([]byte(p), &k)
+			latest(&triggerOrder, triggers, k, nil)
 		case "events":
-			var names []string
-			_ = json.Unmarshal([]byte(p), &names)
-			d.Events = names
+			err = json.Unmarshal([]byte(p), &d.Events)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("change %s of namespace %q is unreadable: %w", op, name, err)
 		}
 	}
 	for _, n := range scriptOrder {
@@ -464,6 +456,15 @@ func (s *Store) Changes(name string, since uint64) (any, error) {
 		}
 	}
 	return d, rows.Err()
+}
+
+// latest records v as k's latest state (nil: removed), keeping the order
+// in which keys first changed.
+func latest[K comparable, V any](order *[]K, m map[K]*V, k K, v *V) {
+	if _, seen := m[k]; !seen {
+		*order = append(*order, k)
+	}
+	m[k] = v
 }
 
 // RegisterNode records a node's registration and returns the namespace's
