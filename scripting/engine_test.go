@@ -262,9 +262,10 @@ func TestMemoryLimitIgnoresGarbage(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// Ensure gsub with a string replacement is capped before it runs.
+// Ensure gsub's result is capped as it grows, whatever the replacement.
 func TestGsubCap(t *testing.T) {
 	e := newTestEngine(t, Options{MemoryLimit: 1 << 20})
-	require.ErrorContains(t, run(t, e, &fakeHost{}, `string.gsub(string.rep('a', 1000), 'a', string.rep('b', 2000))`), "string.gsub: result of")
+	require.ErrorContains(t, run(t, e, &fakeHost{}, `string.gsub(string.rep('a', 1000), 'a', string.rep('b', 2000))`), "string.gsub: result over the 1048576-byte limit")
+	require.ErrorContains(t, run(t, e, &fakeHost{}, `string.gsub(string.rep('a', 1000), 'a', function() return string.rep('b', 2000) end)`), "string.gsub: result over")
 	require.NoError(t, run(t, e, &fakeHost{}, `assert(string.gsub('aaa', 'a', 'bb') == 'bbbbbb')`))
 }

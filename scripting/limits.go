@@ -7,8 +7,8 @@ import (
 // maxFormatWidth is Lua 5.1's own limit on a format's width and precision.
 const maxFormatWidth = 99
 
-// limitBuiltins caps what string.rep, string.gsub, table.concat and
-// string.format may build in one call at the engine's memory limit: Go runs
+// limitBuiltins caps what string.rep, table.concat and string.format may
+// build in one call at the engine's memory limit: Go runs
 // them to completion without looking at the watchdog, so an uncapped
 // string.rep("x", 1e9) would allocate a gigabyte before anything could stop
 // it.
@@ -23,15 +23,6 @@ func limitBuiltins(str, tbl *lua.LTable, limit func() int64) {
 		s, n := L.CheckString(1), L.CheckInt(2)
 		if n > 0 {
 			over(L, "string.rep", int64(len(s))*int64(n))
-		}
-	}))
-	gsub := str.RawGetString("gsub").(*lua.LFunction)
-	str.RawSetString("gsub", wrap(gsub, func(L *lua.LState) {
-		// With a string replacement the worst case is known up front;
-		// function and table replacements run Lua, which the watchdog sees.
-		if repl, ok := L.Get(3).(lua.LString); ok {
-			s := L.CheckString(1)
-			over(L, "string.gsub", int64(len(s))+int64(len(s)+1)*int64(len(repl)))
 		}
 	}))
 	format := str.RawGetString("format").(*lua.LFunction)

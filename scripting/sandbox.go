@@ -66,6 +66,7 @@ func newSandbox(L *lua.LState, e *Engine) *sandbox {
 	str.RawSetString("dump", lua.LNil)
 	limit := func() int64 { return e.opts.MemoryLimit }
 	limitBuiltins(str, tbl, limit)
+	(&stringLib{stopped: e.wd.stopped, limit: limit}).install(str)
 	L.SetMetatable(lua.LString(""), sb.protectedMeta(sb.proxy(str)))
 
 	g := L.NewTable()
