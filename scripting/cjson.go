@@ -19,10 +19,10 @@ import (
 // order: neither is promised to clients.
 const cjsonMaxDepth = 1000
 
-func newCJSONLib(L *lua.LState, sb *sandbox, limit func() int64) *lua.LTable {
+func newCJSONLib(L *lua.LState, sb *sandbox, limit func() int64, stopped func() bool) *lua.LTable {
 	null := L.NewUserData()
 	null.Metatable = sb.protectedMeta(lua.LNil)
-	c := &cjson{null: null, limit: limit}
+	c := &cjson{null: null, limit: limit, stopped: stopped}
 	t := L.NewTable()
 	t.RawSetString("encode", L.NewFunction(c.encode))
 	t.RawSetString("decode", L.NewFunction(c.decode))
@@ -31,8 +31,16 @@ func newCJSONLib(L *lua.LState, sb *sandbox, limit func() int64) *lua.LTable {
 }
 
 type cjson struct {
-	null  *lua.LUserData
-	limit func() int64
+	null    *lua.LUserData
+	limit   func() int64
+	stopped func() bool // the watchdog stopped the run: checked every stopEvery values
+	steps   int
+}
+
+// stop reports, every stopEvery values, whether the run was stopped.
+func (c *cjson) stop() bool {
+	c.steps++
+	return c.steps%stopEvery == 0 && c.stopped()
 }
 
 func (c *cjson) encode(L *lua.LState) int {
@@ -50,6 +58,9 @@ func (c *cjson) encode(L *lua.LState) int {
 func (c *cjson) appendValue(b *strings.Builder, v lua.LValue, depth int) string {
 	if max := c.limit(); int64(b.Len()) > max {
 		return fmt.Sprintf("Cannot serialise: result is over the %d-byte limit (iungo.script-memory-mb)", max)
+	}
+	if c.stop() {
+		return errStoppedMessage
 	}
 	switch v := v.(type) {
 	case lua.LString:
@@ -183,7 +194,7 @@ func (c *cjson) decode(L *lua.LState) int {
 	if L.GetTop() != 1 {
 		L.ArgError(1, "expected 1 argument")
 	}
-	d := &jsonDecoder{L: L, s: L.CheckString(1), null: c.null}
+	d := &jsonDecoder{L: L, s: L.CheckString(1), null: c.null, c: c}
 	d.skipSpace()
 	v := d.value(0)
 	d.skipSpace()
@@ -199,6 +210,7 @@ type jsonDecoder struct {
 	s    string
 	pos  int
 	null *lua.LUserData
+	c    *cjson
 }
 
 // fail raises lua-cjson's message: "Expected <what> but found <found> at
@@ -219,6 +231,9 @@ func (d *jsonDecoder) skipSpace() {
 }
 
 func (d *jsonDecoder) value(depth int) lua.LValue {
+	if d.c.stop() {
+		d.L.RaiseError("%s", errStoppedMessage)
+	}
 	if d.pos >= len(d.s) {
 		d.fail("value", "T_END")
 	}

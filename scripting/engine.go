@@ -114,6 +114,9 @@ type Options struct {
 	MemoryLimit int64
 	// MaxCallDepth bounds nested Lua calls (recursion); 0 means DefaultMaxCallDepth.
 	MaxCallDepth int
+	// UnitBudget bounds all the runs of one unit (BeginUnit to EndUnit)
+	// together; 0 means no bound beyond each run's Timeout.
+	UnitBudget time.Duration
 	// Logf receives the engine's own problems (never a script's); may be nil.
 	Logf func(format string, args ...any)
 }
@@ -126,10 +129,12 @@ const (
 )
 
 // ErrTimeout means a run was stopped for taking too long, ErrMemory for
-// growing the heap past the limit.
+// growing the heap past the limit, ErrBudget for running when its unit had
+// used up its budget (it was stopped, or not started).
 var (
 	ErrTimeout = errors.New("script timed out")
 	ErrMemory  = errors.New("script used too much memory")
+	ErrBudget  = errors.New("the unit's time budget is used up")
 )
 
 // RunError is a failed run: the message the script raised or returned as
@@ -142,7 +147,8 @@ type RunError struct {
 
 func (e *RunError) Error() string { return "script " + strconv.Quote(e.Script) + ": " + e.Message }
 
-// Unwrap returns ErrTimeout for runs stopped by the watchdog.
+// Unwrap returns ErrTimeout, ErrMemory or ErrBudget for runs the watchdog
+// stopped.
 func (e *RunError) Unwrap() error { return e.cause }
 
 // Engine runs compiled scripts in one sandboxed Lua state.
@@ -179,7 +185,7 @@ func (e *Engine) SetOptions(opts Options) {
 	}
 	depthChanged := e.opts.MaxCallDepth != opts.MaxCallDepth
 	e.opts = opts
-	e.wd.setLimits(opts.Timeout, opts.MemoryLimit)
+	e.wd.setLimits(opts.Timeout, opts.MemoryLimit, opts.UnitBudget)
 	if depthChanged && e.L != nil {
 		e.reset()
 	}
@@ -219,6 +225,9 @@ func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
 		// Scripts only run from post-notification jobs, which never nest.
 		return &RunError{Script: s.Name, Message: "a script cannot run while another one runs"}
 	}
+	if e.wd.unitExhausted() {
+		return e.budgetError(s.Name)
+	}
 	e.running, e.host = true, h
 	L := e.L
 	defer func() {
@@ -252,6 +261,8 @@ func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
 		return &RunError{Script: s.Name, Message: fmt.Sprintf("timed out after %v", e.opts.Timeout), cause: ErrTimeout}
 	case stopped == ErrMemory:
 		return &RunError{Script: s.Name, Message: fmt.Sprintf("used more than %d MB of memory", e.opts.MemoryLimit>>20), cause: ErrMemory}
+	case stopped == ErrBudget:
+		return e.budgetError(s.Name)
 	case callErr != nil:
 		return &RunError{Script: s.Name, Message: errorMessage(callErr)}
 	}
@@ -262,6 +273,22 @@ func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
 	}
 	return nil
 }
+
+func (e *Engine) budgetError(script string) error {
+	return &RunError{Script: script, cause: ErrBudget,
+		Message: fmt.Sprintf("not run to the end: the runs of one command may take %v in all", e.opts.UnitBudget)}
+}
+
+// BeginUnit starts a unit: the runs until EndUnit share UnitBudget. Units
+// do not nest.
+func (e *Engine) BeginUnit() { e.wd.beginUnit() }
+
+// EndUnit ends the unit BeginUnit started.
+func (e *Engine) EndUnit() { e.wd.endUnit() }
+
+// UnitExhausted reports whether the unit in progress used up its budget:
+// its next runs would be refused with ErrBudget.
+func (e *Engine) UnitExhausted() bool { return e.wd.unitExhausted() }
 
 // errorMessage extracts what the script raised, without the traceback.
 func errorMessage(err error) string {
@@ -280,25 +307,31 @@ func errorMessage(err error) string {
 	return api.Error()
 }
 
-// watchdog cancels the Lua state's context when a run outlives the timeout
-// or grows the Go heap past the memory limit. A run costs an atomic store
-// and a compare-and-swap: no lock, clock read, context, timer or metrics
-// read (a clock read alone costs 20-45 ns on the machines we measured).
+// watchdog cancels the Lua state's context when a run outlives the timeout,
+// when its unit outlives the unit budget, or when it grows the Go heap
+// (objects and goroutine stacks) past the memory limit. A run costs an
+// atomic store and a compare-and-swap, a unit one atomic store at each end:
+// no lock, clock read, context, timer or metrics read (a clock read alone
+// costs 20-45 ns on the machines we measured).
 //
-// It wakes every idleTick; once it sees a run it wakes every busyTick until
-// that run ends. A run's age counts from the tick that first saw it, so a
-// run is stopped between its timeout and one idleTick later, never early.
-// It reads the heap at every tick: a run first seen at a tick started after
-// the previous one, so the heap read then is the run's baseline and all it
-// allocated counts.
+// It wakes every idleTick; once it sees a run or a unit it wakes every
+// busyTick until that ends. Ages count from the tick that first saw the
+// run or unit, so either is stopped between its limit and one idleTick
+// later, never early. It reads the heap at every tick: a run first seen at
+// a tick started after the previous one, so the heap read then is the run's
+// baseline and all it allocated counts.
 type watchdog struct {
 	// state is the current run's number << 2, | runningBit while it runs,
 	// | stoppedBit once the loop stopped it. The running thread sets and
 	// clears runningBit; the loop sets stoppedBit, holding mu.
 	state atomic.Uint64
+	// unit is the current unit's number << 2, | runningBit while it is
+	// open, | stoppedBit once the loop found its budget used up.
+	unit atomic.Uint64
 
 	mu       sync.Mutex
 	timeout  time.Duration
+	budget   time.Duration // of a unit; 0: none
 	memLimit int64
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -308,16 +341,19 @@ type watchdog struct {
 
 	// Owned by the running thread.
 	run       uint64
+	unitNum   uint64
 	needFresh bool // the context was cancelled: the next run needs a new one
 
 	// Owned by the loop.
-	seenRun   uint64    // the run seen at the previous tick, 0 if none
-	seenAt    time.Time // when the loop first saw it
-	baseline  uint64    // heap bytes before seenRun started
-	lastHeap  uint64
-	confirmed bool // a GC already confirmed the growth of seenRun
-	freeAfter bool // a run was stopped for memory: free it once it ended
-	heap      []metrics.Sample
+	seenRun    uint64    // the run seen at the previous tick, 0 if none
+	seenAt     time.Time // when the loop first saw it
+	seenUnit   uint64    // the unit seen at the previous tick, 0 if none
+	seenUnitAt time.Time
+	baseline   uint64 // heap bytes before seenRun started
+	lastHeap   uint64
+	confirmed  bool // a GC already confirmed the growth of seenRun
+	freeAfter  bool // a run was stopped for memory: free it once it ended
+	heap       []metrics.Sample
 }
 
 const (
@@ -332,15 +368,27 @@ func newWatchdog(logf func(string, ...any)) *watchdog {
 		done:      make(chan struct{}),
 		logf:      logf,
 		needFresh: true,
-		heap:      []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}},
+		heap: []metrics.Sample{
+			{Name: "/memory/classes/heap/objects:bytes"},
+			{Name: "/memory/classes/heap/stacks:bytes"},
+		},
 	}
 }
 
-func (w *watchdog) setLimits(timeout time.Duration, memLimit int64) {
+func (w *watchdog) setLimits(timeout time.Duration, memLimit int64, budget time.Duration) {
 	w.mu.Lock()
-	w.timeout, w.memLimit = timeout, memLimit
+	w.timeout, w.memLimit, w.budget = timeout, memLimit, budget
 	w.mu.Unlock()
 }
+
+func (w *watchdog) beginUnit() {
+	w.unitNum++
+	w.unit.Store(w.unitNum<<2 | runningBit)
+}
+
+func (w *watchdog) endUnit() { w.unit.Store(w.unitNum << 2) }
+
+func (w *watchdog) unitExhausted() bool { return w.unit.Load()&stoppedBit != 0 }
 
 // begin arms the watchdog, giving L a fresh context if the last one fired.
 func (w *watchdog) begin(L *lua.LState) {
@@ -388,20 +436,26 @@ func (w *watchdog) stop(s uint64, why error) bool {
 	return true
 }
 
+// readHeap returns the bytes of heap objects and goroutine stacks: a run
+// can grow either.
 func (w *watchdog) readHeap() uint64 {
 	metrics.Read(w.heap)
-	if w.heap[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+	var total uint64
+	for _, s := range w.heap {
+		if s.Value.Kind() == metrics.KindUint64 {
+			total += s.Value.Uint64()
+		}
 	}
-	return w.heap[0].Value.Uint64()
+	return total
 }
 
-// check looks at the run in progress and returns how long to sleep.
+// check looks at the run and the unit in progress and returns how long to
+// sleep.
 func (w *watchdog) check() time.Duration {
 	heap, now := w.readHeap(), time.Now()
-	s := w.state.Load()
+	s, u := w.state.Load(), w.unit.Load()
 	w.mu.Lock()
-	timeout, limit := w.timeout, w.memLimit
+	timeout, limit, budget := w.timeout, w.memLimit, w.budget
 	w.mu.Unlock()
 	running := s&(runningBit|stoppedBit) == runningBit
 	if running && s>>2 != w.seenRun {
@@ -409,6 +463,20 @@ func (w *watchdog) check() time.Duration {
 	}
 	if running && now.Sub(w.seenAt) >= timeout && w.stop(s, ErrTimeout) {
 		running = false
+	}
+	unitOpen := u&(runningBit|stoppedBit) == runningBit
+	switch {
+	case !unitOpen:
+		w.seenUnit = 0
+	case u>>2 != w.seenUnit:
+		w.seenUnit, w.seenUnitAt = u>>2, now
+	case budget > 0 && now.Sub(w.seenUnitAt) >= budget && w.unit.CompareAndSwap(u, u|stoppedBit):
+		// The run in progress belongs to this unit: runs start only
+		// inside the unit that the CAS just found still open.
+		if running && w.stop(s, ErrBudget) {
+			running = false
+		}
+		unitOpen = false
 	}
 	if !running {
 		w.seenRun, w.lastHeap = 0, heap
@@ -418,6 +486,9 @@ func (w *watchdog) check() time.Duration {
 			w.freeAfter = false
 			debug.FreeOSMemory()
 			w.lastHeap = w.readHeap()
+		}
+		if unitOpen {
+			return busyTick
 		}
 		return idleTick
 	}

@@ -266,6 +266,55 @@ func TestMemoryLimitIgnoresGarbage(t *testing.T) {
 func TestGsubCap(t *testing.T) {
 	e := newTestEngine(t, Options{MemoryLimit: 1 << 20})
 	require.ErrorContains(t, run(t, e, &fakeHost{}, `string.gsub(string.rep('a', 1000), 'a', string.rep('b', 2000))`), "string.gsub: result over the 1048576-byte limit")
-	require.ErrorContains(t, run(t, e, &fakeHost{}, `string.gsub(string.rep('a', 1000), 'a', function() return string.rep('b', 2000) end)`), "string.gsub: result over")
+	// A function's results count as they come: the cap or the watchdog's
+	// memory limit stops it, whichever sees it first.
+	err := run(t, e, &fakeHost{}, `string.gsub(string.rep('a', 1000), 'a', function() return string.rep('b', 2000) end)`)
+	if !errors.Is(err, ErrMemory) {
+		require.ErrorContains(t, err, "string.gsub: result over")
+	}
 	require.NoError(t, run(t, e, &fakeHost{}, `assert(string.gsub('aaa', 'a', 'bb') == 'bbbbbb')`))
+}
+
+// Ensure the runs of one unit share its budget: once it is used up, the
+// run in progress is stopped and later runs of the unit do not start; the
+// next unit starts afresh.
+func TestUnitBudget(t *testing.T) {
+	e := newTestEngine(t, Options{Timeout: time.Second, UnitBudget: 60 * time.Millisecond})
+	spin := mustCompile(t, "spin", `local t = 0 for i = 1, 1e12 do t = t + i end`)
+	short := mustCompile(t, "short", `return 1`)
+	in := Input{Key: "k", Event: "set"}
+
+	e.BeginUnit()
+	start := time.Now()
+	err := e.Run(spin, in, &fakeHost{})
+	require.ErrorIs(t, err, ErrBudget)
+	assert.Contains(t, err.Error(), "the runs of one command may take 60ms in all")
+	assert.Less(t, time.Since(start), 500*time.Millisecond)
+	assert.True(t, e.UnitExhausted())
+	require.ErrorIs(t, e.Run(short, in, &fakeHost{}), ErrBudget, "no run starts in a unit past its budget")
+	e.EndUnit()
+
+	e.BeginUnit()
+	require.NoError(t, e.Run(short, in, &fakeHost{}))
+	e.EndUnit()
+}
+
+// Ensure runs that each stay within their own timeout still end when
+// together they pass the unit's budget.
+func TestUnitBudgetAcrossRuns(t *testing.T) {
+	e := newTestEngine(t, Options{Timeout: time.Second, UnitBudget: 100 * time.Millisecond})
+	sleepy := mustCompile(t, "sleepy", `local n = 0 for i = 1, 3e5 do n = n + i end`)
+	in := Input{Key: "k", Event: "set"}
+	e.BeginUnit()
+	defer e.EndUnit()
+	start := time.Now()
+	runs := 0
+	for ; runs < 100000; runs++ {
+		if err := e.Run(sleepy, in, &fakeHost{}); err != nil {
+			require.ErrorIs(t, err, ErrBudget)
+			break
+		}
+	}
+	assert.Greater(t, runs, 1, "several runs fit in the budget")
+	assert.Less(t, time.Since(start), 600*time.Millisecond)
 }

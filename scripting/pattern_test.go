@@ -155,3 +155,27 @@ func TestCompileBounds(t *testing.T) {
 		assert.NoError(t, err, name)
 	}
 }
+
+// Ensure builtins that work long inside one instruction stop with the run:
+// each case calls one over and over on big inputs, so the watchdog fires
+// inside a call.
+func TestBuiltinsStopAtTimeout(t *testing.T) {
+	cases := map[string]string{
+		"rep":     `while true do local s = string.rep('ab', 30e6) end`,
+		"upper":   `local s = string.rep('a', 50e6) while true do local u = s:upper() end`,
+		"reverse": `local s = string.rep('a', 50e6) while true do local u = s:reverse() end`,
+		"sort":    `local t = {} for i = 1, 1e6 do t[i] = (i * 7919) % 1000003 end while true do table.sort(t, nil) end`,
+		"concat":  `local t = {} for i = 1, 2e6 do t[i] = 'abcdefgh' end while true do local s = table.concat(t, ',') end`,
+		"decode":  `local j = '[' .. string.rep('1,', 3e6) .. '1]' while true do local v = cjson.decode(j) end`,
+		"encode":  `local t = {} for i = 1, 1e6 do t[i] = i end while true do local s = cjson.encode(t) end`,
+	}
+	e := newTestEngine(t, Options{Timeout: 300 * time.Millisecond, MemoryLimit: 1 << 30})
+	for name, src := range cases {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			err := run(t, e, &fakeHost{}, src)
+			require.ErrorIs(t, err, ErrTimeout)
+			assert.Less(t, time.Since(start), 2*time.Second)
+		})
+	}
+}

@@ -65,8 +65,9 @@ func newSandbox(L *lua.LState, e *Engine) *sandbox {
 	str.RawSetString("__index", lua.LNil)
 	str.RawSetString("dump", lua.LNil)
 	limit := func() int64 { return e.opts.MemoryLimit }
-	limitBuiltins(str, tbl, limit)
-	(&stringLib{stopped: e.wd.stopped, limit: limit}).install(str)
+	strs := &stringLib{stopped: e.wd.stopped, limit: limit}
+	strs.install(str)
+	strs.installBuiltins(str, tbl)
 	L.SetMetatable(lua.LString(""), sb.protectedMeta(sb.proxy(str)))
 
 	g := L.NewTable()
@@ -81,7 +82,7 @@ func newSandbox(L *lua.LState, e *Engine) *sandbox {
 	server := sb.proxy(newServerLib(L, e))
 	g.RawSetString("server", server)
 	g.RawSetString("redis", server)
-	g.RawSetString("cjson", sb.proxy(newCJSONLib(L, sb, limit)))
+	g.RawSetString("cjson", sb.proxy(newCJSONLib(L, sb, limit, e.wd.stopped)))
 	sb.globals = g
 	sb.envMeta = sb.protectedMeta(g)
 	sb.envMeta.RawSetString("__newindex", L.NewFunction(sb.setGlobal))
