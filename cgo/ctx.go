@@ -146,54 +146,76 @@ func (x serverCtx) CommandKeys(args []string) []module.KeyRef {
 	return keys
 }
 
-func (x serverCtx) ReplicateRestore(snap []byte) {
-	C.iungo_replicate_restore(x.c, bytesPtr(snap), C.size_t(len(snap)), 0)
+func (x serverCtx) ReplicateCommand(args []string) {
+	packArgs(args)
+	C.iungo_replicate(x.c, argsPtr(), &callLens[0], C.int(len(args)))
 }
 
-// Answers of IUNGO SYNC wait here, by id, for their reply callback: C
-// holds only the id.
+func (x serverCtx) WritesPaused() bool { return C.iungo_writes_paused() != 0 }
+func (x serverCtx) OutOfMemory() bool  { return C.iungo_out_of_memory(x.c) != 0 }
+
+// Blocked clients wait here, by id, for their finish: C holds only the id.
 var (
-	answersMu sync.Mutex
-	answers   = map[uint64]syncAnswer{}
-	answerID  uint64
+	finishesMu sync.Mutex
+	finishes   = map[uint64]func(module.Ctx){}
+	finishID   uint64
 )
 
-type syncAnswer struct {
-	version uint64
-	err     error
-}
-
-func (x serverCtx) BlockClient() (func(uint64, error), error) {
+func (x serverCtx) Block() (func(func(module.Ctx)), error) {
 	bc := C.iungo_block(x.c)
 	if bc == nil {
-		return nil, errors.New("ERR IUNGO SYNC cannot wait here (MULTI or a script); send it on its own")
+		return nil, errors.New("ERR this client cannot wait here (MULTI or a script)")
 	}
 	var once sync.Once
-	return func(v uint64, err error) {
+	return func(finish func(module.Ctx)) {
 		once.Do(func() {
-			answersMu.Lock()
-			answerID++
-			id := answerID
-			answers[id] = syncAnswer{v, err}
-			answersMu.Unlock()
+			finishesMu.Lock()
+			finishID++
+			id := finishID
+			finishes[id] = finish
+			finishesMu.Unlock()
 			C.iungo_unblock(bc, C.uint64_t(id))
 		})
 	}, nil
 }
 
-// replySync answers a blocked IUNGO SYNC on the main thread.
-func replySync(x serverCtx, id uint64) {
-	answersMu.Lock()
-	a, ok := answers[id]
-	delete(answers, id)
-	answersMu.Unlock()
-	switch {
-	case !ok:
-		x.ReplyError("ERR internal error in iungo: lost the answer of IUNGO SYNC")
-	case a.err != nil:
-		x.ReplyError("ERR iungo sync failed: " + strings.TrimPrefix(a.err.Error(), "ERR ") + "; the configuration in force stays")
-	default:
-		x.ReplyInt(int64(a.version))
+// finishBlocked runs a blocked command's finish on the main thread.
+func finishBlocked(x serverCtx, id uint64) {
+	finishesMu.Lock()
+	finish, ok := finishes[id]
+	delete(finishes, id)
+	finishesMu.Unlock()
+	if !ok {
+		x.ReplyError("ERR internal error in iungo: lost the answer of a blocked command")
+		return
+	}
+	finish(x)
+}
+
+// Timers: functions to run on the main thread later, by id.
+var (
+	timersMu sync.Mutex
+	timers   = map[uint64]func(serverCtx){}
+	timerID  uint64
+)
+
+// after runs fn on the main thread in d.
+func after(x serverCtx, d time.Duration, fn func(serverCtx)) {
+	timersMu.Lock()
+	timerID++
+	id := timerID
+	timers[id] = fn
+	timersMu.Unlock()
+	C.iungo_timer(x.c, C.longlong(d.Milliseconds()), C.uint64_t(id))
+}
+
+func fireTimer(x serverCtx, id uint64) {
+	timersMu.Lock()
+	fn, ok := timers[id]
+	delete(timers, id)
+	timersMu.Unlock()
+	if ok {
+		fn(x)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/valkey-iungo/valkey-iungo/module"
@@ -245,20 +246,42 @@ func goForkBorn(ctx *C.ValkeyModuleCtx) {
 	if mod == nil || C.iungo_aof_rewrite_in_progress(ctx) == 0 {
 		return
 	}
-	snap := module.EncodeConfig(mod.Config())
-	C.iungo_replicate_restore(ctx, bytesPtr(snap), C.size_t(len(snap)), 1)
+	restoreIntoNewAOF(serverCtx{ctx})
 }
 
-//export goSyncReply
-func goSyncReply(ctx *C.ValkeyModuleCtx, id C.uint64_t) {
+// restoreIntoNewAOF writes IUNGO RESTORE of the whole configuration to the
+// AOF. While writes are paused, propagating would abort the server: it
+// tries again every 100 ms. The rewrite opened its new incremental file
+// before it forked, so a later RESTORE still lands after the new base.
+func restoreIntoNewAOF(x serverCtx) {
+	if x.WritesPaused() {
+		after(x, 100*time.Millisecond, restoreIntoNewAOF)
+		return
+	}
+	snap := module.EncodeConfig(mod.Config())
+	C.iungo_replicate_restore(x.c, bytesPtr(snap), C.size_t(len(snap)), 1)
+}
+
+//export goFinishBlocked
+func goFinishBlocked(ctx *C.ValkeyModuleCtx, id C.uint64_t) {
 	sc := serverCtx{ctx}
 	defer func() {
 		if r := recover(); r != nil {
-			logPanic("IUNGO SYNC reply", r)
+			logPanic("a blocked IUNGO command", r)
 			sc.ReplyError(fmt.Sprintf("ERR internal error in iungo: %v", r))
 		}
 	}()
-	replySync(sc, uint64(id))
+	finishBlocked(sc, uint64(id))
+}
+
+//export goTimer
+func goTimer(ctx *C.ValkeyModuleCtx, id C.uint64_t) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("a timer", r)
+		}
+	}()
+	fireTimer(serverCtx{ctx}, uint64(id))
 }
 
 //export goAfterStartup
@@ -274,7 +297,7 @@ func goAfterStartup(ctx *C.ValkeyModuleCtx) {
 		logLine(module.LogWarning, "iungo: manifest not applied after the data load: "+err.Error())
 	case changed:
 		// Replicas and the AOF learn the result as one RESTORE.
-		serverCtx{ctx}.ReplicateRestore(module.EncodeConfig(mod.Config()))
+		serverCtx{ctx}.ReplicateCommand(module.RestoreCommand(module.EncodeConfig(mod.Config())))
 		logLine(module.LogNotice, "iungo: applied the manifest "+mod.ManifestPath()+" over the loaded data")
 	}
 	mod.StartSync(lockServer{}, module.SyncOptions{ValkeyVersion: serverVersion, NodeAddress: nodeAddress})

@@ -226,7 +226,8 @@ func (cstore) Build(records [][]byte) (uint64, []uint64) {
 	return uint64(image), handles
 }
 
-func (cstore) Swap(image uint64) { C.iungo_store_swap(C.uint64_t(image)) }
+func (cstore) Swap(image uint64)    { C.iungo_store_swap(C.uint64_t(image)) }
+func (cstore) Discard(image uint64) { C.iungo_store_discard(C.uint64_t(image)) }
 
 // bytesPtr points C at a byte slice for the duration of one call.
 func bytesPtr(b []byte) *C.char {

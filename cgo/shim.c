@@ -52,6 +52,8 @@ typedef struct ValkeyModuleBlockedClient ValkeyModuleBlockedClient;
 #define VALKEYMODULE_CTX_FLAGS_REPLICA (1 << 3)
 #define VALKEYMODULE_CTX_FLAGS_REPLICATED (1 << 12)
 #define VALKEYMODULE_CTX_FLAGS_LOADING (1 << 13)
+#define VALKEYMODULE_CTX_FLAGS_LUA (1 << 0)
+#define VALKEYMODULE_CTX_FLAGS_MULTI (1 << 1)
 #define VALKEYMODULE_CTX_FLAGS_DENY_BLOCKING (1 << 21)
 typedef ValkeyModuleString *(*ValkeyModuleConfigGetStringFunc)(const char *name, void *privdata);
 typedef int (*ValkeyModuleConfigSetStringFunc)(const char *name, ValkeyModuleString *val, void *privdata,
@@ -161,6 +163,7 @@ static ValkeyModuleCtx *(*GetThreadSafeContext)(ValkeyModuleBlockedClient *);
 static void (*FreeThreadSafeContext)(ValkeyModuleCtx *);
 static void (*ThreadSafeContextLock)(ValkeyModuleCtx *);
 static void (*ThreadSafeContextUnlock)(ValkeyModuleCtx *);
+static int (*AvoidReplicaTraffic)(void);
 
 #define IUNGO_MODULE_NAME "iungo"
 #define IUNGO_MODULE_VERSION 100 /* 0.1.0 */
@@ -349,6 +352,7 @@ static int init(ValkeyModuleCtx *ctx) {
     REQUIRE(FreeThreadSafeContext);
     REQUIRE(ThreadSafeContextLock);
     REQUIRE(ThreadSafeContextUnlock);
+    REQUIRE(AvoidReplicaTraffic);
     if (resolve("ValkeyModule_", "AddACLCategory", (void *)&AddACLCategory) != VALKEYMODULE_OK) AddACLCategory = NULL;
     return VALKEYMODULE_OK;
 fail:
@@ -856,6 +860,11 @@ void iungo_store_swap(uint64_t image) {
     store_free(old);
 }
 
+void iungo_store_discard(uint64_t image) {
+    store *st = (store *)(uintptr_t)image;
+    if (st && st != current) store_free(st);
+}
+
 void iungo_store_set_header(const char *rec, size_t len, int is_default) {
     char *h = malloc(len ? len : 1);
     if (!h) return;
@@ -955,6 +964,46 @@ int iungo_aof_rewrite_in_progress(ValkeyModuleCtx *ctx) {
 
 void iungo_replicate_restore(ValkeyModuleCtx *ctx, const char *snap, size_t len, int aof_only) {
     Replicate(ctx, "iungo", aof_only ? "cbR" : "cb", "restore", snap, len);
+}
+
+void iungo_replicate(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc) {
+    if (argc < 1 || lens[0] >= 64) return;
+    char name[64];
+    memcpy(name, buf, lens[0]);
+    name[lens[0]] = 0;
+    int nargs = argc - 1;
+    ValkeyModuleString **args = malloc(sizeof(*args) * (size_t)(nargs ? nargs : 1));
+    if (!args) return;
+    const char *p = buf + lens[0];
+    for (int i = 0; i < nargs; i++) {
+        args[i] = CreateString(ctx, p, lens[i + 1]);
+        p += lens[i + 1];
+    }
+    Replicate(ctx, name, "v", args, (size_t)nargs);
+    for (int i = 0; i < nargs; i++) FreeString(ctx, args[i]);
+    free(args);
+}
+
+int iungo_writes_paused(void) {
+    return AvoidReplicaTraffic();
+}
+
+/* Asks the server whether it would refuse a write that may grow memory
+ * now, by the rule it applies to scripts (its out-of-memory state at the
+ * start of the command): a SET called with M (respect maxmemory) and W (no
+ * writes) runs nothing, and fails with OOM first when memory is the
+ * reason. */
+int iungo_out_of_memory(ValkeyModuleCtx *ctx) {
+    ValkeyModuleCallReply *r = Call(ctx, "SET", "ccMWE", "iungo:oom-probe", "x");
+    if (!r) return 0;
+    int oom = 0;
+    if (CallReplyType(r) == VALKEYMODULE_REPLY_ERROR) {
+        size_t len;
+        const char *msg = CallReplyStringPtr(r, &len);
+        oom = len >= 3 && memcmp(msg, "OOM", 3) == 0;
+    }
+    FreeCallReply(r);
+    return oom;
 }
 
 int iungo_register_persistence(ValkeyModuleCtx *ctx) {
@@ -1077,15 +1126,25 @@ char *iungo_config_get(ValkeyModuleCtx *ctx, const char *name, size_t *len) {
 
 /* ---- Blocked clients and the global lock ---- */
 
-static int sync_reply(ValkeyModuleCtx *ctx, ValkeyModuleString **argv, int argc) {
+static int finish_blocked(ValkeyModuleCtx *ctx, ValkeyModuleString **argv, int argc) {
     (void)argv, (void)argc;
-    goSyncReply(ctx, (uint64_t)(uintptr_t)GetBlockedClientPrivateData(ctx));
+    goFinishBlocked(ctx, (uint64_t)(uintptr_t)GetBlockedClientPrivateData(ctx));
     return VALKEYMODULE_OK;
 }
 
 void *iungo_block(ValkeyModuleCtx *ctx) {
-    if (GetContextFlags(ctx) & VALKEYMODULE_CTX_FLAGS_DENY_BLOCKING) return NULL;
-    return BlockClient(ctx, sync_reply, NULL, NULL, 0);
+    if (GetContextFlags(ctx) & (VALKEYMODULE_CTX_FLAGS_DENY_BLOCKING | VALKEYMODULE_CTX_FLAGS_MULTI |
+                                VALKEYMODULE_CTX_FLAGS_LUA))
+        return NULL;
+    return BlockClient(ctx, finish_blocked, NULL, NULL, 0);
+}
+
+static void timer_fired(ValkeyModuleCtx *ctx, void *data) {
+    goTimer(ctx, (uint64_t)(uintptr_t)data);
+}
+
+void iungo_timer(ValkeyModuleCtx *ctx, long long ms, uint64_t id) {
+    CreateTimer(ctx, ms, timer_fired, (void *)(uintptr_t)id);
 }
 
 void iungo_unblock(void *bc, uint64_t id) {

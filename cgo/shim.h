@@ -97,10 +97,11 @@ void iungo_store_delete(uint64_t handle);
 void iungo_store_set_header(const char *rec, size_t len, int is_default);
 uint64_t iungo_store_build(const char *buf, const size_t *ends, size_t n, uint64_t *handles);
 void iungo_store_swap(uint64_t image);
+void iungo_store_discard(uint64_t image);
 
 /* Blocks the client of the current command until iungo_unblock; returns
  * NULL where it cannot block (MULTI, scripts). The reply callback calls
- * goSyncReply with id. Unblock may be called from any thread. */
+ * goFinishBlocked with id. Unblock may be called from any thread. */
 void *iungo_block(ValkeyModuleCtx *ctx);
 void iungo_unblock(void *bc, uint64_t id);
 
@@ -111,6 +112,16 @@ void iungo_unlock(ValkeyModuleCtx *ctx);
 
 /* Propagates IUNGO RESTORE <snapshot>: to the AOF only when aof_only. */
 void iungo_replicate_restore(ValkeyModuleCtx *ctx, const char *snap, size_t len, int aof_only);
+/* Propagates a command packed as for iungo_call to replicas and the AOF. */
+void iungo_replicate(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc);
+/* Whether writes are paused (CLIENT PAUSE WRITE|ALL, FAILOVER, a manual
+ * cluster failover): replicating anything then aborts the server. */
+int iungo_writes_paused(void);
+/* Whether the server would refuse a write that may grow memory now, by
+ * the rule it applies to scripts. */
+int iungo_out_of_memory(ValkeyModuleCtx *ctx);
+/* Calls goTimer(id) on the main thread in ms milliseconds. */
+void iungo_timer(ValkeyModuleCtx *ctx, long long ms, uint64_t id);
 /* Whether an AOF rewrite child is running (INFO persistence). */
 int iungo_aof_rewrite_in_progress(ValkeyModuleCtx *ctx);
 

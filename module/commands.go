@@ -7,6 +7,8 @@ import (
 	"runtime/metrics"
 	"strings"
 	"time"
+
+	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
 // command is one IUNGO subcommand: Name is one or two words after IUNGO.
@@ -85,6 +87,11 @@ func Nouns() []Noun {
 	return out
 }
 
+// errHandled means a command wrote its reply itself, or will once its
+// client is unblocked, and replicated what it changed: Command adds
+// nothing.
+var errHandled = errors.New("handled by the command")
+
 // Command runs one IUNGO command; argv[0] is "IUNGO". It always writes
 // exactly one reply, an error reply for any refusal, and changes nothing
 // when it refuses.
@@ -96,26 +103,88 @@ func (m *Module) Command(ctx Ctx, argv []string) {
 	if err == nil {
 		err = c.run(m, ctx, args)
 	}
-	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			e = &Error{Code: "ERR", Message: err.Error()}
-		}
-		ctx.ReplyError(e.Error())
-		return
-	}
-	if c.writes() {
+	switch {
+	case err == errHandled:
+	case err != nil:
+		replyError(ctx, err)
+	case c.writes():
 		ctx.Replicate()
-		switch f := ctx.Flags(); {
-		case f&FlagLoading != 0:
-			m.source = "aof"
-		case f&FlagReplicated != 0:
-			m.source = "replication"
-		default:
-			m.source = "commands"
-		}
+		m.noteSource(ctx)
 	}
 }
+
+// replyError sends err as an error reply: an *Error as it is, anything
+// else with the ERR code.
+func replyError(w ReplyWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: "ERR", Message: err.Error()}
+	}
+	w.ReplyError(e.Error())
+}
+
+// noteSource records who made the change a command just made.
+func (m *Module) noteSource(ctx Ctx) {
+	switch f := ctx.Flags(); {
+	case f&FlagLoading != 0:
+		m.source = "aof"
+	case f&FlagReplicated != 0:
+		m.source = "replication"
+	default:
+		m.source = "commands"
+	}
+}
+
+// offThread runs work on another goroutine while the command's client
+// waits, then finish on the main thread, once the command is still allowed
+// and writes are not paused (replicating then would abort the server);
+// discard, if not nil, runs instead of finish when finish cannot run. It
+// reports false where the client cannot wait (MULTI, a replica's or the
+// AOF's replay): the caller then does the work in place.
+func (m *Module) offThread(ctx Ctx, c *command, work func() error, finish func(Ctx), discard func()) bool {
+	if ctx.Flags()&(FlagReplicated|FlagLoading) != 0 {
+		return false
+	}
+	unblock, err := ctx.Block()
+	if err != nil {
+		return false
+	}
+	go func() {
+		var err error
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("internal error in iungo: %v", r)
+				}
+			}()
+			compileSlots <- struct{}{}
+			defer func() { <-compileSlots }()
+			err = work()
+		}()
+		unblock(func(ctx Ctx) {
+			if err == nil {
+				err = m.allowed(ctx, c)
+			}
+			if err == nil && ctx.WritesPaused() {
+				err = errorf("writes were paused (CLIENT PAUSE or a failover) while IUNGO %s prepared the change; nothing changed: send it again once writes resume", strings.ToUpper(c.name))
+			}
+			if err != nil {
+				if discard != nil {
+					discard()
+				}
+				replyError(ctx, err)
+				return
+			}
+			finish(ctx)
+			m.source = "commands"
+		})
+	}()
+	return true
+}
+
+// compileSlots bounds how many configurations compile at once off the
+// main thread: each can take tens of MB.
+var compileSlots = make(chan struct{}, 2)
 
 // lookup finds the subcommand of argv and checks its arity.
 func lookup(argv []string) (*command, []string, error) {
@@ -204,8 +273,36 @@ func okUnless(w ReplyWriter, err error) error {
 	return ok(w)
 }
 
-func cmdScriptSet(m *Module, w Ctx, args []string) error {
-	return okUnless(w, m.SetScript(args[0], args[1]))
+// cmdScriptSet compiles off the main thread: compiling takes about a
+// quarter of a millisecond per KB of source.
+func cmdScriptSet(m *Module, ctx Ctx, args []string) error {
+	name, source := args[0], args[1]
+	if err := checkName(name); err != nil {
+		return err
+	}
+	var s *scripting.Script
+	compile := func() (err error) {
+		s, err = compileScript(name, source)
+		return err
+	}
+	if m.offThread(ctx, commandNamed("script set"), compile, func(ctx Ctx) {
+		m.installScript(s)
+		ctx.ReplicateCommand([]string{"IUNGO", "SCRIPT", "SET", name, source})
+		ctx.ReplyStatus("OK")
+	}, nil) {
+		return errHandled
+	}
+	return okUnless(ctx, m.SetScript(name, source))
+}
+
+// commandNamed returns the subcommand called name.
+func commandNamed(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	panic("module: no subcommand " + name)
 }
 
 func cmdScriptUnset(m *Module, w Ctx, args []string) error {
@@ -328,17 +425,43 @@ func cmdDump(m *Module, w Ctx, _ []string) error {
 	return nil
 }
 
-func cmdRestore(m *Module, w Ctx, args []string) error {
+// cmdRestore prepares the configuration off the main thread when it can.
+// Replayed from the AOF or sent by the primary, the snapshot's version is
+// the truth and the command is replicated as it came; restored by hand,
+// the version still only moves forward, and what is replicated is the
+// snapshot as installed, so that replicas get the same version.
+func cmdRestore(m *Module, ctx Ctx, args []string) error {
 	c, err := DecodeConfig([]byte(args[0]))
 	if err != nil {
 		return errorf("bad snapshot: %v", err)
 	}
-	// Replayed from the AOF or sent by the primary, the snapshot's version
-	// is the truth; restored by hand, the version still only moves forward.
-	if w.Flags()&(FlagLoading|FlagReplicated) == 0 {
-		c.Version = max(c.Version, m.version+1)
+	if ctx.Flags()&(FlagLoading|FlagReplicated) != 0 {
+		return okUnless(ctx, m.Replace(c, "restore"))
 	}
-	return okUnless(w, m.Replace(c, "restore"))
+	install := func(ctx Ctx, p *Prepared) {
+		p.cfg.Version = max(c.Version, m.version+1)
+		m.Install(p, "restore")
+		ctx.ReplicateCommand(RestoreCommand(p.body.finish(m.header())))
+		ctx.ReplyStatus("OK")
+	}
+	var p *Prepared
+	prepare := func() (err error) {
+		p, err = m.Prepare(c, nil)
+		return err
+	}
+	discard := func() {
+		if p != nil {
+			p.Discard(m)
+		}
+	}
+	if m.offThread(ctx, commandNamed("restore"), prepare, func(ctx Ctx) { install(ctx, p) }, discard) {
+		return errHandled
+	}
+	if p, err = m.Prepare(c, m.reuseCompiled); err != nil {
+		return err
+	}
+	install(ctx, p)
+	return errHandled
 }
 
 func cmdSync(m *Module, w Ctx, _ []string) error {
@@ -351,12 +474,20 @@ func cmdSync(m *Module, w Ctx, _ []string) error {
 	if !started {
 		return errorf("the server is still loading its data; try again in a moment")
 	}
-	answer, err := w.BlockClient()
+	unblock, err := w.Block()
 	if err != nil {
-		return err
+		return errorf("IUNGO SYNC cannot wait here (MULTI or a script); send it on its own")
 	}
-	m.sync.request(answer)
-	return nil
+	m.sync.request(func(version uint64, err error) {
+		unblock(func(ctx Ctx) {
+			if err != nil {
+				ctx.ReplyError("ERR iungo sync failed: " + strings.TrimPrefix(err.Error(), "ERR ") + "; the configuration in force stays")
+				return
+			}
+			ctx.ReplyInt(int64(version))
+		})
+	})
+	return errHandled
 }
 
 func cmdDebug(m *Module, w Ctx, args []string) error {
@@ -422,6 +553,9 @@ func (m *Module) Info() []InfoField {
 		{"runs", int64(m.stats.Runs)},
 		{"errors", int64(m.stats.Errors)},
 		{"depth_skips", int64(m.stats.DepthSkips)},
+		{"budget_skips", int64(m.stats.BudgetSkips)},
+		{"pause_skips", int64(m.stats.PauseSkips)},
+		{"oom_skips", int64(m.stats.OOMSkips)},
 		{"pending_jobs", int64(m.jobs.len())},
 		{"mode", m.opts.Mode},
 		{"cluster", boolInt(m.cluster)},

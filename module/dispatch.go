@@ -1,6 +1,8 @@
 package module
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,11 +13,12 @@ import (
 
 // job is one event waiting for its post-notification job.
 type job struct {
-	id       uint64
-	depth    int
-	event    string
-	key      string
-	triggers []*Trigger // in registration order; points into the queue's buffer
+	id        uint64
+	depth     int
+	maxmemory bool // maxmemory was set at the event: check for OOM first
+	event     string
+	key       string
+	triggers  []*Trigger // in registration order; points into the queue's buffer
 }
 
 // jobQueue holds the jobs the server has accepted, in the order it runs
@@ -80,6 +83,11 @@ func (q *jobQueue) pop(id uint64) (job, bool) {
 // server's memory; they are copied before being kept.
 func (m *Module) OnEvent(ctx Ctx, event, key string) {
 	m.stats.Events++
+	if m.depth == 0 && m.unit.open {
+		// An event outside any job belongs to the next command: the last
+		// one's jobs are over, whatever the queue says.
+		m.endUnit()
+	}
 	if !m.listen.wants(event) {
 		return
 	}
@@ -93,7 +101,8 @@ func (m *Module) OnEvent(ctx Ctx, event, key string) {
 	}
 	// Triggers run on the primary only, and not for what it replays: a
 	// writable replica or an AOF load would otherwise run them twice.
-	if ctx.Flags()&(FlagReplica|FlagLoading|FlagReplicated) != 0 {
+	flags := ctx.Flags()
+	if flags&(FlagReplica|FlagLoading|FlagReplicated) != 0 {
 		return
 	}
 	depth := m.depth + 1
@@ -108,7 +117,8 @@ func (m *Module) OnEvent(ctx Ctx, event, key string) {
 	if !ctx.AddJob(m.nextJob) {
 		return
 	}
-	m.jobs.push(job{id: m.nextJob, depth: depth, event: eventName(event, matched), key: strings.Clone(key)}, matched)
+	m.jobs.push(job{id: m.nextJob, depth: depth, maxmemory: flags&FlagMaxmemory != 0,
+		event: eventName(event, matched), key: strings.Clone(key)}, matched)
 }
 
 // eventName returns event as a string the module may keep: one of the
@@ -143,6 +153,25 @@ func (m *Module) route(event, key string) []*Trigger {
 	return m.match
 }
 
+// unit is the jobs of one client command (or expiry, eviction, ...): all
+// the triggers it fires, its whole cascade, share one time budget and one
+// cap on runs. It opens with its first job and closes when no job is left.
+type unit struct {
+	open bool
+	runs int
+}
+
+func (m *Module) endUnit() {
+	m.unit = unit{}
+	m.engine.EndUnit()
+}
+
+// Why runs are not made; each is counted as an error of its trigger.
+const (
+	skipPaused = "not run: writes are paused (CLIENT PAUSE WRITE or ALL, FAILOVER, or a manual cluster failover), and a trigger may write"
+	skipOOM    = "not run: OOM command not allowed when used memory > 'maxmemory', and a trigger may write"
+)
+
 // RunJob runs the triggers of one event; the server calls it through the
 // post-notification job OnEvent scheduled. A failing script never fails the
 // command that caused the event: its error is counted and logged.
@@ -150,6 +179,26 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 	j, ok := m.jobs.pop(id)
 	if !ok {
 		m.logf(LogWarning, "iungo: post-notification job %d has no event; skipped", id)
+		return
+	}
+	if !m.unit.open {
+		m.unit = unit{open: true}
+		m.engine.BeginUnit()
+	}
+	defer func() {
+		if m.jobs.len() == 0 {
+			m.endUnit()
+		}
+	}()
+	// Checked once per job: neither changes while a command's jobs run.
+	switch {
+	case ctx.WritesPaused():
+		// Replicating now would abort the server; running later would
+		// not be atomic with the command.
+		m.skipAll(j, skipPaused, &m.stats.PauseSkips)
+		return
+	case j.maxmemory && ctx.OutOfMemory():
+		m.skipAll(j, skipOOM, &m.stats.OOMSkips)
 		return
 	}
 	if err := ctx.AttachUser(m.opts.ScriptUser); err != nil {
@@ -170,16 +219,55 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 	in := scripting.Input{Key: j.key, Event: j.event, DB: ctx.DB()}
 	for _, t := range j.triggers {
 		// The configuration may have changed since the event, e.g. inside
-		// the same MULTI.
-		if t.removed || !t.Enabled || m.paused {
+		// the same MULTI: a trigger replaced by one with the same pattern
+		// and events (RESTORE, a sync) runs as it is now.
+		if t = m.current(t); t == nil || !t.Enabled || m.paused {
 			continue
 		}
+		if msg := m.unitFull(); msg != "" {
+			m.stats.BudgetSkips++
+			m.recordError(t, msg)
+			continue
+		}
+		m.unit.runs++
 		s := m.scripts[t.Script]
 		err := m.engine.Run(s, in, &m.host)
 		t.Runs++
 		m.stats.Runs++
+		if errors.Is(err, scripting.ErrBudget) {
+			m.stats.BudgetSkips++
+		}
 		if err != nil {
 			m.recordError(t, err.Error())
+		}
+	}
+}
+
+// current returns the trigger in force with t's pattern and events, or nil.
+func (m *Module) current(t *Trigger) *Trigger {
+	if !t.removed {
+		return t
+	}
+	return m.triggers[t.ID()]
+}
+
+// unitFull says why the command's unit may start no more runs, or "".
+func (m *Module) unitFull() string {
+	switch {
+	case m.engine.UnitExhausted():
+		return fmt.Sprintf("not run: the triggers of this command used up iungo.command-budget-ms (%v)", m.commandBudget())
+	case m.unit.runs >= m.opts.CommandRuns:
+		return fmt.Sprintf("not run: this command already ran iungo.command-max-runs (%d) triggers", m.opts.CommandRuns)
+	}
+	return ""
+}
+
+// skipAll records that none of j's triggers ran, and why.
+func (m *Module) skipAll(j job, why string, counter *uint64) {
+	for _, t := range j.triggers {
+		if t = m.current(t); t != nil && t.Enabled && !m.paused {
+			*counter++
+			m.recordError(t, "event "+j.event+" on key "+quoteKey(j.key)+" "+why)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
@@ -22,8 +23,12 @@ type fakeCtx struct {
 	replicated int
 	users      []string // AttachUser calls
 	attached   bool
-	restores   [][]byte // ReplicateRestore calls
-	blocked    chan blockedAnswer
+	propagated [][]string // ReplicateCommand calls
+	noBlock    bool       // Block fails, as in MULTI
+	paused     bool       // WritesPaused
+	oom        bool       // OutOfMemory
+	finishes   chan func(Ctx)
+	blockedNow bool // the last command blocked its client
 
 	reply reply
 }
@@ -94,20 +99,48 @@ func (c *fakeCtx) AttachUser(name string) error {
 
 func (c *fakeCtx) DetachUser() { c.attached = false }
 
-func (c *fakeCtx) ReplicateRestore(snap []byte) {
-	c.restores = append(c.restores, append([]byte(nil), snap...))
+func (c *fakeCtx) ReplicateCommand(args []string) {
+	c.propagated = append(c.propagated, append([]string(nil), args...))
 }
 
-// BlockClient answers into blocked, which the test reads.
-func (c *fakeCtx) BlockClient() (func(uint64, error), error) {
-	ch := make(chan blockedAnswer, 1)
-	c.blocked = ch
-	return func(v uint64, err error) { ch <- blockedAnswer{v, err} }, nil
+// restores returns the snapshots of the IUNGO RESTOREs propagated so far.
+func (c *fakeCtx) restores() [][]byte {
+	var out [][]byte
+	for _, args := range c.propagated {
+		if len(args) == 3 && args[1] == "RESTORE" {
+			out = append(out, []byte(args[2]))
+		}
+	}
+	return out
 }
 
-type blockedAnswer struct {
-	version uint64
-	err     error
+func (c *fakeCtx) WritesPaused() bool { return c.paused }
+func (c *fakeCtx) OutOfMemory() bool  { return c.oom }
+
+// Block hands the finish to finishes; do (or finish) runs it on the test's
+// goroutine, which plays the main thread.
+func (c *fakeCtx) Block() (func(func(Ctx)), error) {
+	if c.noBlock {
+		return nil, fmt.Errorf("cannot block here")
+	}
+	if c.finishes == nil {
+		c.finishes = make(chan func(Ctx), 16)
+	}
+	c.blockedNow = true
+	ch := c.finishes
+	return func(finish func(Ctx)) { ch <- finish }, nil
+}
+
+// finish waits for the next unblocked command and writes its reply.
+func (c *fakeCtx) finish() any {
+	select {
+	case f := <-c.finishes:
+		c.reply = reply{}
+		f(c)
+		return c.reply.root
+	case <-time.After(10 * time.Second):
+		panic("a blocked command never finished")
+	}
 }
 
 // CommandKeys knows that the first argument after the command is a key,
@@ -153,9 +186,18 @@ func (c *fakeCtx) drain() {
 	}
 }
 
-// do runs an IUNGO command given as words and returns its reply.
+// do runs an IUNGO command given as words and returns its reply, waiting
+// for it if the command blocked its client.
 func (c *fakeCtx) do(words ...string) any {
-	c.reply = reply{}
+	if r := c.start(words...); !c.blockedNow {
+		return r
+	}
+	return c.finish()
+}
+
+// start runs an IUNGO command and returns its reply, nil if it blocked.
+func (c *fakeCtx) start(words ...string) any {
+	c.reply, c.blockedNow = reply{}, false
 	c.m.Command(c, append([]string{"IUNGO"}, words...))
 	if len(c.reply.stack) != 0 {
 		panic(fmt.Sprintf("incomplete reply to %q", words))
@@ -217,6 +259,7 @@ func (s *memStore) Put(h uint64, rec []byte) uint64 {
 }
 
 func (s *memStore) Delete(h uint64)              { delete(s.records, h) }
+func (s *memStore) Discard(image uint64)         { delete(s.images, image) }
 func (s *memStore) SetHeader(rec []byte, _ bool) { s.header = append([]byte(nil), rec...) }
 func (s *memStore) Clear()                       { clear(s.records) }
 

@@ -29,6 +29,7 @@ const (
 	FlagPrimary    CtxFlags = 1 << 2
 	FlagReplica    CtxFlags = 1 << 3
 	FlagCluster    CtxFlags = 1 << 5
+	FlagMaxmemory  CtxFlags = 1 << 8  // maxmemory is set
 	FlagReplicated CtxFlags = 1 << 12 // the command came from the primary (or a slot import)
 	FlagLoading    CtxFlags = 1 << 13 // loading RDB or AOF
 )
@@ -53,12 +54,22 @@ type Ctx interface {
 	DetachUser()
 	// CommandKeys returns the key arguments of a command.
 	CommandKeys(args []string) []KeyRef
-	// ReplicateRestore propagates IUNGO RESTORE <snapshot> to replicas
-	// and the AOF.
-	ReplicateRestore(snapshot []byte)
-	// BlockClient blocks the client of the current command until the
-	// returned function, callable from any goroutine, answers it.
-	BlockClient() (func(version uint64, err error), error)
+	// Block blocks the client of the current command. The returned
+	// function, to be called once from any goroutine, unblocks it: finish
+	// then runs on the main thread with the reply's context and writes
+	// the reply. It fails where a client cannot block (MULTI, scripts).
+	Block() (unblock func(finish func(Ctx)), err error)
+	// WritesPaused reports whether the server pauses writes (CLIENT PAUSE
+	// WRITE or ALL, FAILOVER, a manual cluster failover): nothing may be
+	// written or replicated then, or the server aborts.
+	WritesPaused() bool
+	// OutOfMemory reports whether the server would refuse a write that
+	// may grow memory now, as it refuses to start a script that may
+	// write: maxmemory is set and the last command found it exceeded.
+	OutOfMemory() bool
+	// ReplicateCommand propagates args as a command to replicas and the
+	// AOF.
+	ReplicateCommand(args []string)
 	ReplyWriter
 }
 
@@ -120,10 +131,13 @@ func (t *Trigger) wants(event string) bool {
 
 // Stats are counters since load.
 type Stats struct {
-	Events     uint64 // events that reached OnEvent: what the C filter let through
-	Runs       uint64 // script runs
-	Errors     uint64 // failed runs and depth skips
-	DepthSkips uint64 // events not fired because of max-depth
+	Events      uint64 // events that reached OnEvent: what the C filter let through
+	Runs        uint64 // script runs
+	Errors      uint64 // failed runs and runs not made (skips of every kind)
+	DepthSkips  uint64 // events not fired because of max-depth
+	BudgetSkips uint64 // runs not made: the command's budget or run cap was used up
+	PauseSkips  uint64 // runs not made: writes were paused
+	OOMSkips    uint64 // runs not made: the server was out of memory
 }
 
 // Module holds the whole trigger configuration and runs triggers.
@@ -144,6 +158,7 @@ type Module struct {
 	jobs    jobQueue
 	nextJob uint64
 	depth   int        // depth of the job running now, 0 outside jobs
+	unit    unit       // the jobs of the client command running now
 	match   []*Trigger // routing buffer, reused
 	cluster bool       // the server runs in cluster mode
 
@@ -216,6 +231,7 @@ func (nopStore) Put(uint64, []byte) uint64 { return 0 }
 func (nopStore) Delete(uint64)             {}
 func (nopStore) SetHeader([]byte, bool)    {}
 func (nopStore) Swap(uint64)               {}
+func (nopStore) Discard(uint64)            {}
 
 func (nopStore) Build(records [][]byte) (uint64, []uint64) {
 	return 0, make([]uint64, len(records))
@@ -239,9 +255,19 @@ func (m *Module) logf(level LogLevel, format string, args ...any) {
 func (m *Module) engineOptions() scripting.Options {
 	return scripting.Options{
 		Timeout:     m.opts.ScriptTimeout,
+		UnitBudget:  m.commandBudget(),
 		MemoryLimit: m.opts.ScriptMemory,
 		Logf:        func(format string, args ...any) { m.logf(LogWarning, format, args...) },
 	}
+}
+
+// commandBudget is the time the trigger runs of one client command may
+// take together.
+func (m *Module) commandBudget() time.Duration {
+	if m.opts.CommandBudget > 0 {
+		return m.opts.CommandBudget
+	}
+	return m.opts.ScriptTimeout
 }
 
 // changed records a configuration change.
@@ -301,17 +327,32 @@ func (m *Module) Stats() Stats { return m.stats }
 // SetScript compiles source and installs it as name, replacing any older
 // version at once. A script that does not compile changes nothing.
 func (m *Module) SetScript(name, source string) error {
-	if err := checkName(name); err != nil {
+	s, err := compileScript(name, source)
+	if err != nil {
 		return err
+	}
+	m.installScript(s)
+	return nil
+}
+
+// compileScript checks a script's name and compiles it; it touches no
+// module state, so it may run on any goroutine.
+func compileScript(name, source string) (*scripting.Script, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	s, err := scripting.Compile(name, source)
 	if err != nil {
-		return &Error{Code: "ERR", Message: err.Error()}
+		return nil, &Error{Code: "ERR", Message: err.Error()}
 	}
-	m.scripts[name] = s
-	m.scriptHandles[name] = m.store.Put(m.scriptHandles[name], scriptRecord(name, source))
+	return s, nil
+}
+
+// installScript puts a compiled script in force.
+func (m *Module) installScript(s *scripting.Script) {
+	m.scripts[s.Name] = s
+	m.scriptHandles[s.Name] = m.store.Put(m.scriptHandles[s.Name], scriptRecord(s.Name, s.Source))
 	m.changed()
-	return nil
 }
 
 // UnsetScript removes a script no trigger uses.
@@ -519,13 +560,8 @@ func checkName(name string) error {
 // CheckScript checks a script's name and compiles its source, as IUNGO
 // SCRIPT SET does.
 func CheckScript(name, source string) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if _, err := scripting.Compile(name, source); err != nil {
-		return &Error{Code: "ERR", Message: err.Error()}
-	}
-	return nil
+	_, err := compileScript(name, source)
+	return err
 }
 
 // CheckTrigger checks a trigger's pattern and events, as IUNGO TRIGGER SET

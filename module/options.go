@@ -23,6 +23,8 @@ const (
 type Options struct {
 	MaxDepth      int           // max-depth
 	ScriptTimeout time.Duration // script-timeout-ms
+	CommandBudget time.Duration // command-budget-ms; 0: ScriptTimeout
+	CommandRuns   int           // command-max-runs
 	ScriptMemory  int64         // script-memory-mb, in bytes
 	GoMaxProcs    int           // go-maxprocs
 	GoMemoryLimit int64         // go-memory-limit-mb, in bytes; 0 means none
@@ -118,6 +120,21 @@ var NumericOptions = []NumericOption{
 			m.opts.ScriptTimeout = time.Duration(v) * time.Millisecond
 			m.engine.SetOptions(m.engineOptions())
 		},
+	},
+	{
+		Name: "command-budget-ms", Default: 0, Min: 0, Max: 60_000,
+		Help: "time all the trigger runs one client command causes may take together (its whole cascade); past it the run in progress is stopped and the rest are not run; 0: script-timeout-ms",
+		get:  func(m *Module) int64 { return m.opts.CommandBudget.Milliseconds() },
+		set: func(m *Module, v int64) {
+			m.opts.CommandBudget = time.Duration(v) * time.Millisecond
+			m.engine.SetOptions(m.engineOptions())
+		},
+	},
+	{
+		Name: "command-max-runs", Default: 10_000, Min: 1, Max: 10_000_000,
+		Help: "trigger runs one client command may cause (its whole cascade); the rest are not run",
+		get:  func(m *Module) int64 { return int64(m.opts.CommandRuns) },
+		set:  func(m *Module, v int64) { m.opts.CommandRuns = int(v) },
 	},
 	{
 		Name: "script-memory-mb", Default: 64, Min: 1, Max: 16_384,

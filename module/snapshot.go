@@ -51,6 +51,8 @@ type Store interface {
 	// old one, whose handles must not be used again.
 	Build(records [][]byte) (image uint64, handles []uint64)
 	Swap(image uint64)
+	// Discard frees a built set that will not be swapped in.
+	Discard(image uint64)
 }
 
 // The snapshot format: magic, then records, then the CRC-32 (IEEE, little
@@ -252,6 +254,12 @@ func (d *decoder) string() string {
 	return s
 }
 
+// RestoreCommand is IUNGO RESTORE <snapshot>, the one command that carries
+// a whole configuration to replicas and the AOF.
+func RestoreCommand(snapshot []byte) []string {
+	return []string{"IUNGO", "RESTORE", string(snapshot)}
+}
+
 // Config returns the current configuration.
 func (m *Module) Config() Config {
 	c := Config{Version: m.version, SyncVersion: m.syncVersion, Classes: m.classes, Paused: m.paused}
@@ -344,6 +352,14 @@ func (m *Module) Prepare(c Config, reuse func(name, source string) *scripting.Sc
 	}
 	p.body = newFrame(records)
 	return p, nil
+}
+
+// Discard frees a Prepared that will not be installed.
+func (p *Prepared) Discard(m *Module) {
+	if !p.installed {
+		p.installed = true
+		m.store.Discard(p.image)
+	}
 }
 
 // reuseCompiled lets Prepare keep the compiled form of unchanged scripts.

@@ -50,6 +50,16 @@ type SyncState struct {
 // its primary.
 var errReplica = errors.New("this server is a replica: it follows its primary's configuration, not iungo's")
 
+// errWritesPaused means a change from iungo waited pauseWait for writes to
+// resume; the sync is retried every pauseRetry until it applies.
+var errWritesPaused = errors.New("writes are paused (CLIENT PAUSE, FAILOVER or a manual cluster failover): the change from iungo waits until they resume")
+
+const (
+	pausePoll  = 20 * time.Millisecond
+	pauseWait  = 10 * time.Second
+	pauseRetry = time.Second
+)
+
 // syncRequest is an IUNGO SYNC waiting for the next sync.
 type syncRequest struct {
 	done func(version uint64, err error)
@@ -170,10 +180,13 @@ func (s *syncer) loop() {
 	}
 	syncNow := func() error {
 		_, err := s.syncOnce()
-		if err != nil {
+		switch {
+		case errors.Is(err, errWritesPaused):
+			retry = time.After(pauseRetry) // not the network's fault: no backoff
+		case err != nil:
 			retry = time.After(backoff)
 			backoff = min(2*backoff, maxBackoff)
-		} else {
+		default:
 			retry, backoff = nil, minBackoff
 		}
 		return err
@@ -198,6 +211,9 @@ func (s *syncer) loop() {
 		case req := <-s.requests:
 			v, err := s.syncOnce()
 			req.done(v, err)
+			if errors.Is(err, errWritesPaused) {
+				retry = time.After(pauseRetry)
+			}
 		case <-retry:
 			_ = syncNow()
 		case <-periodic:
@@ -341,21 +357,39 @@ func (s *syncer) syncOnce() (version uint64, err error) {
 	var applyErr error
 	var held time.Duration
 	var local uint64
-	s.server.WithLock(func(ctx Ctx) {
-		start := time.Now()
-		defer func() { held = time.Since(start) }()
-		if ctx.Flags()&FlagReplica != 0 {
-			applyErr = errReplica
-			return
+	for waited := time.Duration(0); ; waited += pausePoll {
+		paused := false
+		s.server.WithLock(func(ctx Ctx) {
+			start := time.Now()
+			defer func() { held = time.Since(start) }()
+			switch {
+			case ctx.Flags()&FlagReplica != 0:
+				applyErr = errReplica
+				return
+			case ctx.WritesPaused():
+				// Replicating now would abort the server: the prepared
+				// change waits for writes to resume.
+				paused = true
+				return
+			}
+			m := s.m
+			// Paused stays the operator's; the local version moves on by one.
+			p.cfg.Paused, p.cfg.Version = m.paused, m.version+1
+			m.Install(p, "iungo")
+			ctx.ReplicateCommand(RestoreCommand(p.body.finish(m.header())))
+			local = m.version
+		})
+		if !paused {
+			break
 		}
-		m := s.m
-		// Paused stays the operator's; the local version moves on by one.
-		p.cfg.Paused, p.cfg.Version = m.paused, m.version+1
-		m.Install(p, "iungo")
-		ctx.ReplicateRestore(p.body.finish(m.header()))
-		local = m.version
-	})
+		if waited >= pauseWait {
+			applyErr = errWritesPaused
+			break
+		}
+		time.Sleep(pausePoll)
+	}
 	if applyErr != nil {
+		p.Discard(s.m)
 		return 0, applyErr
 	}
 	s.mu.Lock()

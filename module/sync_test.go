@@ -2,6 +2,7 @@ package module
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -127,20 +128,38 @@ func syncModule(t *testing.T, f *fakeIungo, args ...string) (*testModule, *lockS
 	return tm, srv
 }
 
+// syncAnswer is what IUNGO SYNC answered: a version or an error.
+type syncAnswer struct {
+	version uint64
+	err     error
+}
+
 // syncNow runs IUNGO SYNC and waits for its answer.
-func syncNow(t *testing.T, tm *testModule, srv *lockServer) blockedAnswer {
+func syncNow(t *testing.T, tm *testModule, srv *lockServer) syncAnswer {
 	t.Helper()
 	srv.mu.Lock()
-	r := tm.ctx.do("SYNC")
+	r := tm.ctx.start("SYNC")
 	srv.mu.Unlock()
 	require.Nil(t, r, "IUNGO SYNC blocks: no reply now, got %v", r)
+	require.True(t, tm.ctx.blockedNow)
+	var f func(Ctx)
 	select {
-	case a := <-tm.ctx.blocked:
-		return a
-	case <-time.After(10 * time.Second):
+	case f = <-tm.ctx.finishes:
+	case <-time.After(15 * time.Second):
 		t.Fatal("IUNGO SYNC never answered")
-		return blockedAnswer{}
 	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	tm.ctx.reply = reply{}
+	f(tm.ctx)
+	switch v := tm.ctx.reply.root.(type) {
+	case int64:
+		return syncAnswer{version: uint64(v)}
+	case string:
+		return syncAnswer{err: errors.New(strings.TrimPrefix(v, "-"))}
+	}
+	t.Fatalf("IUNGO SYNC answered %v", tm.ctx.reply.root)
+	return syncAnswer{}
 }
 
 // config reads the module's configuration under the lock.
@@ -164,8 +183,8 @@ func TestSyncSnapshot(t *testing.T) {
 	assert.Equal(t, []ScriptDef{{"count", "server.call('INCR', 'n')"}}, c.Scripts)
 	assert.Equal(t, []TriggerDef{{"order:*", "hset", "count", true}, {"tmp:*", "del", "count", false}}, c.Triggers)
 	assert.Equal(t, uint64(3), c.SyncVersion)
-	require.Len(t, srv.ctx.restores, 1)
-	replicated, err := DecodeConfig(srv.ctx.restores[0])
+	require.Len(t, srv.ctx.restores(), 1)
+	replicated, err := DecodeConfig(srv.ctx.restores()[0])
 	require.NoError(t, err)
 	assert.Equal(t, c, replicated)
 	srv.mu.Lock()
@@ -327,4 +346,30 @@ func TestSyncHeartbeatAndRetry(t *testing.T) {
 func TestSyncWithoutEndpoint(t *testing.T) {
 	tm := newTestModule(t)
 	assert.Contains(t, tm.ctx.do("SYNC"), "iungo.endpoint is not set")
+}
+
+// Ensure a change from iungo waits while writes are paused (replicating
+// then would abort the server) and applies, whole, once they resume.
+func TestSyncWaitsForWritesPause(t *testing.T) {
+	f := newFakeIungo(t)
+	f.set(func(f *fakeIungo) { f.snapshot = example(3) })
+	tm, srv := syncModule(t, f)
+	srv.mu.Lock()
+	srv.ctx.paused = true
+	srv.mu.Unlock()
+	resumed := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		srv.mu.Lock()
+		resumed <- time.Now()
+		srv.ctx.paused = false
+		srv.mu.Unlock()
+	}()
+	a := syncNow(t, tm, srv)
+	require.NoError(t, a.err)
+	assert.Equal(t, uint64(3), a.version)
+	answered := time.Now()
+	assert.False(t, answered.Before(<-resumed), "applied only after writes resumed")
+	require.Len(t, srv.ctx.restores(), 1)
+	assert.Equal(t, uint64(3), config(srv, tm).SyncVersion)
 }

@@ -172,6 +172,14 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Signal sends sig to the server process (SIGSTOP makes a replica that
+// cannot answer, SIGKILL a crash).
+func (s *Server) Signal(sig os.Signal) {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
 // Alive reports whether the process is still running.
 func (s *Server) Alive() bool {
 	select {
