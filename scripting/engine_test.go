@@ -29,8 +29,14 @@ func (h *fakeHost) Log(level int, msg string) {
 	h.logs = append(h.logs, string(rune('0'+level))+":"+msg)
 }
 
+// newTestEngine returns an engine; without a timeout in opts, runs get
+// ten seconds, so that a loaded machine cannot fail a test that is not
+// about time.
 func newTestEngine(t *testing.T, opts Options) *Engine {
 	t.Helper()
+	if opts.Timeout == 0 {
+		opts.Timeout = 10 * time.Second
+	}
 	e := NewEngine(opts)
 	t.Cleanup(e.Close)
 	return e
