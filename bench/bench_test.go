@@ -36,8 +36,8 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/internal/vtest"
-	"github.com/valkey-iungo/valkey-iungo/module"
 )
 
 const (
@@ -137,7 +137,7 @@ func setup(b *testing.B) []*scenario {
 	}
 	empty := vtest.Start(b, vtest.Options{})
 	nomatch := vtest.Start(b, vtest.Options{})
-	nomatch.MustDo("IUNGO", "RESTORE", string(module.EncodeConfig(manyTriggers(10_000, 1, "nomatch"))))
+	nomatch.MustDo("IUNGO", "RESTORE", string(config.Encode(manyTriggers(10_000, 1, "nomatch"))))
 	trigger := vtest.Start(b, vtest.Options{})
 	trigger.MustDo("IUNGO", "SCRIPT", "SET", "count", incrLua)
 	trigger.MustDo("IUNGO", "TRIGGER", "SET", "key:*", "set", "count")
@@ -162,13 +162,13 @@ func setup(b *testing.B) []*scenario {
 
 // manyTriggers is a configuration of n triggers over scripts scripts,
 // whose patterns start with prefix.
-func manyTriggers(n, scripts int, prefix string) module.Config {
-	c := module.Config{Classes: module.DefaultClasses}
+func manyTriggers(n, scripts int, prefix string) config.Config {
+	c := config.Config{Classes: config.DefaultClasses}
 	for i := range scripts {
-		c.Scripts = append(c.Scripts, module.ScriptDef{Name: "s" + strconv.Itoa(i), Source: incrLua})
+		c.Scripts = append(c.Scripts, config.ScriptDef{Name: "s" + strconv.Itoa(i), Source: incrLua})
 	}
 	for i := range n {
-		c.Triggers = append(c.Triggers, module.TriggerDef{Pattern: fmt.Sprintf("%s:%d:*", prefix, i), Events: "set",
+		c.Triggers = append(c.Triggers, config.TriggerDef{Pattern: fmt.Sprintf("%s:%d:*", prefix, i), Events: "set",
 			Script: "s" + strconv.Itoa(i%scripts), Enabled: true})
 	}
 	return c
@@ -472,7 +472,7 @@ func reportMemory(b *testing.B) {
 	s := vtest.Start(b, vtest.Options{})
 	before := info(s, "memory", "used_memory_rss")
 	cycles := info(s, "iungo", "iungo_go_gc_cycles")
-	s.MustDo("IUNGO", "RESTORE", string(module.EncodeConfig(manyTriggers(100_000, 100, "mem"))))
+	s.MustDo("IUNGO", "RESTORE", string(config.Encode(manyTriggers(100_000, 100, "mem"))))
 	s.MustDo("SET", "mem:5:x", "v") // the triggers work
 	if got, _ := s.Do("GET", "counter").AsInt64(); got != 1 {
 		b.Fatalf("mem:5:x fired %d triggers, want 1", got)

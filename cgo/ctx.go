@@ -151,6 +151,10 @@ func (x serverCtx) ReplicateCommand(args []string) {
 	C.iungo_replicate(x.c, argsPtr(), &callLens[0], C.int(len(args)))
 }
 
+func (x serverCtx) ReplicateRestore(snap []byte) {
+	C.iungo_replicate_restore(x.c, bytesPtr(snap), C.size_t(len(snap)), 0)
+}
+
 func (x serverCtx) WritesPaused() bool { return C.iungo_writes_paused() != 0 }
 func (x serverCtx) OutOfMemory() bool  { return C.iungo_out_of_memory(x.c) != 0 }
 

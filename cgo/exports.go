@@ -17,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/module"
 )
 
@@ -209,7 +210,7 @@ func goAuxLoad(buf *C.char, n C.size_t) (ok C.int) {
 		}
 	}()
 	snap := C.GoBytes(unsafe.Pointer(buf), C.int(n))
-	cfg, err := module.DecodeConfig(snap)
+	cfg, err := config.Decode(snap)
 	if err == nil {
 		err = mod.Replace(cfg, "rdb")
 	}
@@ -258,7 +259,7 @@ func restoreIntoNewAOF(x serverCtx) {
 		after(x, 100*time.Millisecond, restoreIntoNewAOF)
 		return
 	}
-	snap := module.EncodeConfig(mod.Config())
+	snap := config.Encode(mod.Config())
 	C.iungo_replicate_restore(x.c, bytesPtr(snap), C.size_t(len(snap)), 1)
 }
 
@@ -297,7 +298,7 @@ func goAfterStartup(ctx *C.ValkeyModuleCtx) {
 		logLine(module.LogWarning, "iungo: manifest not applied after the data load: "+err.Error())
 	case changed:
 		// Replicas and the AOF learn the result as one RESTORE.
-		serverCtx{ctx}.ReplicateCommand(module.RestoreCommand(module.EncodeConfig(mod.Config())))
+		serverCtx{ctx}.ReplicateRestore(config.Encode(mod.Config()))
 		logLine(module.LogNotice, "iungo: applied the manifest "+mod.ManifestPath()+" over the loaded data")
 	}
 	mod.StartSync(lockServer{}, module.SyncOptions{ValkeyVersion: serverVersion, NodeAddress: nodeAddress})

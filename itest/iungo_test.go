@@ -2,6 +2,7 @@ package itest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,12 +38,34 @@ func startIungo(t *testing.T) *server.Server {
 	return srv
 }
 
-// startNode runs valkey with the module following endpoint's "shop".
-func startNode(t *testing.T, endpoint string, args ...string) *vtest.Server {
+// iungoAt is where a node finds namespace "shop" and the key it pins.
+type iungoAt struct {
+	URL, PublicKey string
+}
+
+// at is where the reference server srv serves "shop".
+func at(t *testing.T, srv *server.Server) iungoAt {
+	t.Helper()
+	ns, err := srv.Store.Namespace("shop")
+	require.NoError(t, err)
+	return iungoAt{srv.URL(), ns.PublicKey()}
+}
+
+// startNode runs valkey with the module following "shop" at ep.
+func startNode(t *testing.T, ep iungoAt, args ...string) *vtest.Server {
 	t.Helper()
 	return vtest.Start(t, vtest.Options{ModuleArgs: append([]string{
-		"endpoint", endpoint, "namespace", "shop", "token", "tok", "heartbeat-s", "1", "sync-interval-s", "0",
+		"endpoint", ep.URL, "namespace", "shop", "token", "tok", "public-key", ep.PublicKey,
+		"heartbeat-s", "1", "sync-interval-s", "0",
 	}, args...)})
+}
+
+// nodes lists the nodes of "shop" as the admin API shows them.
+func nodes(t *testing.T, srv *server.Server) server.NodesView {
+	t.Helper()
+	var v server.NodesView
+	adminCall(t, srv, "GET", "/nodes", "", &v)
+	return v
 }
 
 // adminCall calls the admin API and decodes its JSON answer into out.
@@ -73,12 +96,8 @@ func push(t *testing.T, srv *server.Server) []server.PushResult {
 // with iungo gone the nodes keep working and report the sync error.
 func TestIungoEndToEndIntegration(t *testing.T) {
 	srv := startIungo(t)
-	a, b := startNode(t, srv.URL()), startNode(t, srv.URL())
-	vtest.Eventually(t, 10*time.Second, "both nodes registered", func() bool {
-		var nodes []map[string]any
-		adminCall(t, srv, "GET", "/nodes", "", &nodes)
-		return len(nodes) == 2
-	})
+	a, b := startNode(t, at(t, srv)), startNode(t, at(t, srv))
+	vtest.Eventually(t, 10*time.Second, "both nodes registered", func() bool { return len(nodes(t, srv).Nodes) == 2 })
 
 	adminCall(t, srv, "PUT", "/scripts/mark", `{"source":"server.call('SET', 'seen:' .. KEYS[1], 'v1')"}`, nil)
 	adminCall(t, srv, "PUT", "/triggers", `{"pattern":"k:*","events":"set","script":"mark","enabled":true}`, nil)
@@ -101,18 +120,17 @@ func TestIungoEndToEndIntegration(t *testing.T) {
 	for _, n := range []*vtest.Server{a, b} {
 		n.MustDo("SET", "k:2", "x")
 		assert.Equal(t, "v2", str(t, n, "GET", "seen:k:2"))
-		assert.Equal(t, "4", infoField(t, n, "sync_version"))
+		assert.Equal(t, "4", infoField(t, n, "namespace_version"))
 		assert.Equal(t, "iungo", infoField(t, n, "config_source"))
 	}
-	var nodes []map[string]any
-	vtest.Eventually(t, 10*time.Second, "heartbeats report version 4 and health ok", func() bool {
-		adminCall(t, srv, "GET", "/nodes", "", &nodes)
-		for _, n := range nodes {
-			if n["sync_version"] != float64(4) || n["health"] != "ok" {
+	vtest.Eventually(t, 10*time.Second, "heartbeats report version 4, its digest, all in step", func() bool {
+		v := nodes(t, srv)
+		for _, n := range v.Nodes {
+			if n.NamespaceVersion != 4 || n.Health != "ok" || n.ConfigDigest != v.Digest {
 				return false
 			}
 		}
-		return true
+		return v.InStep
 	})
 
 	require.NoError(t, srv.Close())
@@ -128,14 +146,20 @@ func TestIungoEndToEndIntegration(t *testing.T) {
 	assert.Len(t, triggerList(t, b), 1)
 }
 
-// fakeIungo serves a fixed snapshot for namespace "shop", signed with
-// "tok", after an optional delay; it answers registrations and heartbeats.
-func fakeIungo(t *testing.T, sn iungo.Snapshot, delay time.Duration, tamper bool) *httptest.Server {
+// fakeIungo serves a fixed snapshot for namespace "shop", signed with a key
+// of its own, after an optional delay; it answers registrations and
+// heartbeats. tamper changes the body after signing.
+func fakeIungo(t *testing.T, sn iungo.Snapshot, delay time.Duration, tamper bool) iungoAt {
 	t.Helper()
-	sn.Kind = iungo.KindSnapshot
+	pub, key, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	sn.Kind, sn.NamespaceID = iungo.KindSnapshot, "ns-fake"
+	c, err := sn.Config()
+	require.NoError(t, err)
+	sn.Digest = iungo.ContentDigest(c)
 	body, err := json.Marshal(sn)
 	require.NoError(t, err)
-	sig := iungo.Sign("tok", body)
+	sig := iungo.Sign(key, body)
 	if tamper {
 		body = []byte(strings.Replace(string(body), `"enabled":true`, `"enabled":false`, 1))
 	}
@@ -150,7 +174,7 @@ func fakeIungo(t *testing.T, sn iungo.Snapshot, delay time.Duration, tamper bool
 		}
 	}))
 	t.Cleanup(hs.Close)
-	return hs
+	return iungoAt{hs.URL, iungo.PublicKeyString(pub)}
 }
 
 // pingWhile measures the slowest PING while fn runs, from a connection of
@@ -190,15 +214,14 @@ func pingWhile(t *testing.T, s *vtest.Server, fn func()) time.Duration {
 
 // shopVersion7 is a small configuration for the sync tests: one script,
 // one trigger.
-var shopVersion7 = iungo.Snapshot{Namespace: "shop", Version: 7,
+var shopVersion7 = iungo.Snapshot{Namespace: "shop", Version: 7, Events: []string{"string"},
 	Scripts:  []iungo.Script{{Name: "a", Source: "return 1"}},
 	Triggers: []iungo.Trigger{{Pattern: "k", Events: "set", Script: "a", Enabled: true}}}
 
 // Ensure a slow iungo blocks only the client that sent IUNGO SYNC: every
 // other client is served meanwhile.
 func TestSyncNoStallIntegration(t *testing.T) {
-	hs := fakeIungo(t, shopVersion7, time.Second, false)
-	node := startNode(t, hs.URL, "heartbeat-s", "0")
+	node := startNode(t, fakeIungo(t, shopVersion7, time.Second, false), "heartbeat-s", "0")
 	var got int64
 	slowest := pingWhile(t, node, func() {
 		v, err := node.Do("IUNGO", "SYNC").AsInt64()
@@ -213,11 +236,10 @@ func TestSyncNoStallIntegration(t *testing.T) {
 // Ensure a tampered configuration is refused over the real module and the
 // configuration in force stays.
 func TestSyncTamperedIntegration(t *testing.T) {
-	hs := fakeIungo(t, shopVersion7, 0, true)
-	node := startNode(t, hs.URL, "heartbeat-s", "0")
+	node := startNode(t, fakeIungo(t, shopVersion7, 0, true), "heartbeat-s", "0")
 	err := node.Do("IUNGO", "SYNC").Error()
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "does not match the body: corrupted or tampered with")
+	assert.Contains(t, err.Error(), "does not match the body and the namespace's public key")
 	assert.Empty(t, triggerList(t, node))
 }
 
@@ -229,27 +251,24 @@ func TestSyncLargeConfigIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	sn := iungo.Snapshot{Namespace: "shop", Version: 42}
+	sn := iungo.Snapshot{Namespace: "shop", Version: 42, Events: []string{"string"}}
 	for i := range 10_000 {
 		sn.Scripts = append(sn.Scripts, iungo.Script{Name: "s" + strconv.Itoa(i), Source: fmt.Sprintf("server.call('INCR', 'c:%d')", i)})
 	}
 	for i := range 100_000 {
 		sn.Triggers = append(sn.Triggers, iungo.Trigger{Pattern: fmt.Sprintf("k:%d:*", i), Events: "set", Script: "s" + strconv.Itoa(i%10_000), Enabled: true})
 	}
-	hs := fakeIungo(t, sn, 0, false)
-	node := startNode(t, hs.URL, "heartbeat-s", "0")
-	vtest.Eventually(t, 60*time.Second, "the startup sync finished", func() bool {
-		return infoField(t, node, "syncs") != "0"
-	})
-	// Setting the namespace again drops the sync's memory of what it
-	// applied, so that IUNGO SYNC installs the whole configuration again.
-	node.MustDo("CONFIG", "SET", "iungo.namespace", "shop")
-	var version int64
+	var node *vtest.Server
+	node = startNode(t, fakeIungo(t, sn, 0, false), "heartbeat-s", "0")
+	// The node syncs once its data is loaded: measure other clients while
+	// it fetches, compiles and applies the whole configuration.
 	slowest := pingWhile(t, node, func() {
-		v, err := node.Do("IUNGO", "SYNC").AsInt64()
-		require.NoError(t, err)
-		version = v
+		vtest.Eventually(t, 60*time.Second, "the startup sync finished", func() bool {
+			return infoField(t, node, "syncs") != "0"
+		})
 	})
+	version, err := node.Do("IUNGO", "SYNC").AsInt64()
+	require.NoError(t, err, "a sync with nothing new")
 	require.Equal(t, int64(42), version)
 	assert.Equal(t, "100000", infoField(t, node, "triggers"))
 	assert.Equal(t, "10000", infoField(t, node, "scripts"))

@@ -101,10 +101,10 @@ func newClient(t *testing.T, s *vtest.Server) valkey.Client {
 func TestPauseSyncIntegration(t *testing.T) {
 	srv := startIungo(t)
 	adminCall(t, srv, "PUT", "/scripts/a", `{"source":"server.call('INCR', 'n')"}`, nil)
-	p := startNode(t, srv.URL(), "heartbeat-s", "0")
+	p := startNode(t, at(t, srv), "heartbeat-s", "0")
 	p.MustDo("CONFIG", "SET", "appendonly", "yes")
 	r := startReplica(t, p)
-	vtest.Eventually(t, 10*time.Second, "first sync", func() bool { return infoField(t, p, "sync_version") == "2" })
+	vtest.Eventually(t, 10*time.Second, "first sync", func() bool { return infoField(t, p, "namespace_version") == "2" })
 
 	adminCall(t, srv, "PUT", "/triggers", `{"pattern":"k:*","events":"set","script":"a","enabled":true}`, nil)
 	p.MustDo("CLIENT", "PAUSE", "1500", "WRITE")

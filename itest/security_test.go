@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/internal/vtest"
-	"github.com/valkey-iungo/valkey-iungo/module"
 )
 
 // as runs one command as an ACL user on its own connection.
@@ -178,9 +178,9 @@ func TestSandboxServerCallsIntegration(t *testing.T) {
 		require.Equal(t, "0", infoField(t, s, "paused"), call)
 	}
 	assert.Equal(t, "22", str(t, s, "GET", "runs"), "every run after an attempt worked")
-	was, err := module.DecodeConfig([]byte(before))
+	was, err := config.Decode([]byte(before))
 	require.NoError(t, err)
-	now, err := module.DecodeConfig([]byte(dump(t, s)))
+	now, err := config.Decode([]byte(dump(t, s)))
 	require.NoError(t, err)
 	assert.Equal(t, was.Scripts, now.Scripts)
 	assert.Equal(t, was.Triggers, now.Triggers)

@@ -2,6 +2,9 @@ package itest
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -51,12 +54,8 @@ func TestUIBrowserIntegration(t *testing.T) {
 		t.Skip("integration test")
 	}
 	srv := startIungo(t)
-	node := startNode(t, srv.URL())
-	vtest.Eventually(t, 10*time.Second, "the node registered", func() bool {
-		var nodes []map[string]any
-		adminCall(t, srv, "GET", "/nodes", "", &nodes)
-		return len(nodes) == 1
-	})
+	node := startNode(t, at(t, srv))
+	vtest.Eventually(t, 10*time.Second, "the node registered", func() bool { return len(nodes(t, srv).Nodes) == 1 })
 	ctx := browser(t)
 	text := func(sel string) string {
 		t.Helper()
@@ -108,4 +107,36 @@ func TestUIBrowserIntegration(t *testing.T) {
 	node.MustDo("SET", "web:1", "x")
 	assert.Equal(t, "yes", str(t, node, "GET", "seen:web:1"), "the route made in the UI runs on the node")
 	assert.True(t, strings.HasPrefix(infoField(t, node, "config_source"), "iungo"))
+}
+
+// Ensure a page on another local port cannot act through a logged-in
+// browser: it auto-posted a script, a route to it and a push, and the
+// script ran on every node. The forms now carry a CSRF token and the
+// server checks where a request comes from.
+func TestUICSRFBrowserIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	srv := startIungo(t)
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><body>
+<form id="f" method="post" action="%s/ui/ns/shop/scripts">
+<input name="name" value="evil"><textarea name="source">server.call('FLUSHALL')</textarea></form>
+<script>document.getElementById('f').submit()</script></body>`, srv.URL())
+	}))
+	defer evil.Close()
+	ctx := browser(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL()+"/login"),
+		chromedp.SendKeys("#token", "adm"),
+		chromedp.Click("#login"),
+		chromedp.WaitVisible(`a[href="/ui/ns/shop"]`),
+		chromedp.Navigate(evil.URL),
+		// The page posts itself to iungo-server, which answers Forbidden.
+		chromedp.WaitVisible(`//body[contains(., "Forbidden")]`),
+	))
+	sn, err := srv.Store.Snapshot("shop")
+	require.NoError(t, err)
+	assert.Empty(t, sn.Scripts, "the cross-origin post saved nothing")
 }

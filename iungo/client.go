@@ -3,6 +3,7 @@ package iungo
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,9 @@ type Client struct {
 	Endpoint  string // e.g. https://iungo.example:7379
 	Namespace string
 	Token     string
+	// PublicKey is the namespace's public key: configuration bodies not
+	// signed with its private key are refused.
+	PublicKey ed25519.PublicKey
 	Timeout   time.Duration // DefaultTimeout if 0
 
 	http *http.Client
@@ -117,7 +121,10 @@ func (c *Client) do(ctx context.Context, method, u string, in any, signed bool) 
 		return nil, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	if signed {
-		if err := Verify(c.Token, data, resp.Header.Get(SignatureHeader)); err != nil {
+		if len(c.PublicKey) != ed25519.PublicKeySize {
+			return nil, errors.New("iungo.public-key is not set: a node only applies configurations signed with its namespace's key")
+		}
+		if err := Verify(c.PublicKey, data, resp.Header.Get(SignatureHeader)); err != nil {
 			return nil, err
 		}
 	}

@@ -1,20 +1,25 @@
-// Package iungo is version 1 of the iungo protocol (docs/iungo-protocol.md):
-// its wire types, its signatures, and the short-lived HTTP client the module
-// uses. The reference server in iungo/server speaks it too.
+// Package iungo is version 2 of the iungo protocol (docs/iungo-protocol.md):
+// its wire types, its signatures, the conversions between the wire and
+// package config, and the short-lived HTTP client the module uses. The
+// reference server in iungo/server speaks it too.
 package iungo
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/valkey-iungo/valkey-iungo/config"
 )
 
-// APIPrefix starts every path of version 1.
-const APIPrefix = "/api/v1"
+// APIPrefix starts every path of version 2.
+const APIPrefix = "/api/v2"
 
-// SignatureHeader carries the HMAC-SHA256 of a configuration body.
+// SignatureHeader carries the namespace's Ed25519 signature of a
+// configuration body: "ed25519=" and the signature in standard base64.
 const SignatureHeader = "Iungo-Signature"
 
 // Kinds of a changes response.
@@ -43,24 +48,34 @@ type TriggerKey struct {
 	Events  string `json:"events"`
 }
 
-// Snapshot is a namespace's whole configuration.
+// Snapshot is a namespace's whole configuration at one version.
 type Snapshot struct {
-	Namespace string    `json:"namespace"`
-	Kind      string    `json:"kind,omitempty"`
-	Version   uint64    `json:"version"`
-	Events    []string  `json:"events"`
-	Scripts   []Script  `json:"scripts"`
-	Triggers  []Trigger `json:"triggers"`
+	Namespace string `json:"namespace"`
+	// NamespaceID is the namespace's identity: made when it was created,
+	// kept by backups.
+	NamespaceID string    `json:"namespace_id"`
+	Kind        string    `json:"kind,omitempty"`
+	Version     uint64    `json:"version"`
+	Digest      string    `json:"digest"` // config.Digest of the configuration, unpaused
+	Events      []string  `json:"events"`
+	Scripts     []Script  `json:"scripts"`
+	Triggers    []Trigger `json:"triggers"`
 }
 
-// Changes is a delta: what turns version From into Version.
+// Changes is a delta: what turns version From (whose digest is FromDigest)
+// into Version (whose digest is Digest).
 type Changes struct {
-	Namespace string   `json:"namespace"`
-	Kind      string   `json:"kind"`
-	From      uint64   `json:"from"`
-	Version   uint64   `json:"version"`
-	Events    []string `json:"events,omitempty"`
-	Scripts   struct {
+	Namespace   string `json:"namespace"`
+	NamespaceID string `json:"namespace_id"`
+	Kind        string `json:"kind"`
+	From        uint64 `json:"from"`
+	FromDigest  string `json:"from_digest"`
+	Version     uint64 `json:"version"`
+	Digest      string `json:"digest"`
+	// Events, when present, replaces the enabled classes; an empty list
+	// means none.
+	Events  *[]string `json:"events,omitempty"`
+	Scripts struct {
 		Set   []Script `json:"set,omitempty"`
 		Unset []string `json:"unset,omitempty"`
 	} `json:"scripts"`
@@ -88,13 +103,17 @@ type Registration struct {
 
 // Health is what a node reports in a heartbeat.
 type Health struct {
-	SyncVersion uint64 `json:"sync_version"`
-	LastSyncAt  string `json:"last_sync_at"`
-	LastError   string `json:"last_error"`
-	Runs        uint64 `json:"runs"`
-	Errors      uint64 `json:"errors"`
-	Triggers    int    `json:"triggers"`
-	Role        string `json:"role"`
+	// NamespaceVersion and ConfigDigest say which configuration the node
+	// runs: the version of the namespace it came from (0: none) and the
+	// digest of what is in force (config.Digest).
+	NamespaceVersion uint64 `json:"namespace_version"`
+	ConfigDigest     string `json:"config_digest"`
+	LastSyncAt       string `json:"last_sync_at"`
+	LastError        string `json:"last_error"`
+	Runs             uint64 `json:"runs"`
+	Errors           uint64 `json:"errors"`
+	Triggers         int    `json:"triggers"`
+	Role             string `json:"role"`
 }
 
 // VersionReply answers registrations and heartbeats.
@@ -121,35 +140,156 @@ const (
 	CodeInternal     = "internal"
 )
 
-// Sign returns the Iungo-Signature value of body under token.
-func Sign(token string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(token))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+// Sign returns the Iungo-Signature value of body under a namespace's key.
+func Sign(key ed25519.PrivateKey, body []byte) string {
+	return "ed25519=" + base64.StdEncoding.EncodeToString(ed25519.Sign(key, body))
 }
 
-// Verify checks a signature header value against body and token.
-func Verify(token string, body []byte, signature string) error {
+// Verify checks a signature header value against body and the namespace's
+// public key.
+func Verify(key ed25519.PublicKey, body []byte, signature string) error {
 	if signature == "" {
 		return fmt.Errorf("the response has no %s header", SignatureHeader)
 	}
-	want := Sign(token, body)
-	if !hmac.Equal([]byte(want), []byte(strings.TrimSpace(signature))) {
-		return fmt.Errorf("the %s does not match the body: corrupted or tampered with", SignatureHeader)
+	b64, ok := strings.CutPrefix(strings.TrimSpace(signature), "ed25519=")
+	sig, err := base64.StdEncoding.DecodeString(b64)
+	if !ok || err != nil || !ed25519.Verify(key, body, sig) {
+		return fmt.Errorf("the %s does not match the body and the namespace's public key (iungo.public-key): forged, tampered with or corrupted", SignatureHeader)
 	}
 	return nil
 }
 
-// ValidName reports whether s is a valid namespace, node or script name.
-func ValidName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
+// PublicKeyString is how a namespace's public key is written: standard
+// base64 of its 32 bytes.
+func PublicKeyString(key ed25519.PublicKey) string { return base64.StdEncoding.EncodeToString(key) }
+
+// ParsePublicKey reads a public key written by PublicKeyString.
+func ParsePublicKey(s string) (ed25519.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, errors.New("an iungo public key is 44 characters of base64 (32 bytes); iungo-server prints the namespace's")
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
-			return false
+	return ed25519.PublicKey(b), nil
+}
+
+// eventClasses reads event class names: an empty list means none.
+func eventClasses(names []string) (config.Class, error) {
+	if len(names) == 0 {
+		return 0, nil
+	}
+	return config.ParseClasses([]string{strings.Join(names, ",")})
+}
+
+// Config turns a snapshot into a configuration, with its origin.
+func (sn *Snapshot) Config() (config.Config, error) {
+	c := config.Config{Origin: config.Origin{NamespaceID: sn.NamespaceID, Version: sn.Version, Digest: sn.Digest}}
+	if sn.Events == nil {
+		return c, errors.New("the snapshot has no events list (an empty list means no event class)")
+	}
+	var err error
+	if c.Classes, err = eventClasses(sn.Events); err != nil {
+		return c, err
+	}
+	for _, s := range sn.Scripts {
+		c.Scripts = append(c.Scripts, config.ScriptDef{Name: s.Name, Source: s.Source})
+	}
+	slices.SortFunc(c.Scripts, func(a, b config.ScriptDef) int { return strings.Compare(a.Name, b.Name) })
+	for _, t := range sn.Triggers {
+		c.Triggers = append(c.Triggers, config.TriggerDef{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled})
+	}
+	return c, nil
+}
+
+// SnapshotOf turns a configuration into a snapshot of namespace ns.
+func SnapshotOf(ns string, c config.Config) Snapshot {
+	sn := Snapshot{Namespace: ns, NamespaceID: c.Origin.NamespaceID, Version: c.Origin.Version, Digest: c.Origin.Digest,
+		Events: config.ClassNames(c.Classes), Scripts: []Script{}, Triggers: []Trigger{}}
+	if sn.Events == nil {
+		sn.Events = []string{}
+	}
+	for _, s := range c.Scripts {
+		sn.Scripts = append(sn.Scripts, Script{Name: s.Name, Source: s.Source})
+	}
+	for _, t := range c.Triggers {
+		sn.Triggers = append(sn.Triggers, Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled})
+	}
+	return sn
+}
+
+// Apply turns base, the configuration of version d.From, into that of
+// version d.Version. It checks that base is the configuration the delta
+// starts from (its origin), not the result: compare Digest afterwards.
+func (d *Changes) Apply(base config.Config) (config.Config, error) {
+	if base.Origin.NamespaceID != d.NamespaceID || base.Origin.Version != d.From || base.Origin.Digest != d.FromDigest {
+		return base, fmt.Errorf("iungo sent a delta from version %d (%s), the configuration in force is version %d (%s)",
+			d.From, d.FromDigest, base.Origin.Version, base.Origin.Digest)
+	}
+	c := config.Config{Origin: config.Origin{NamespaceID: d.NamespaceID, Version: d.Version, Digest: d.Digest}, Classes: base.Classes}
+	if d.Events != nil {
+		var err error
+		if c.Classes, err = eventClasses(*d.Events); err != nil {
+			return c, err
 		}
 	}
-	return true
+	unset := map[string]bool{}
+	for _, name := range d.Scripts.Unset {
+		unset[name] = true
+	}
+	set := map[string]string{}
+	for _, sc := range d.Scripts.Set {
+		set[sc.Name] = sc.Source
+	}
+	for _, sc := range base.Scripts {
+		if src, ok := set[sc.Name]; ok {
+			sc.Source = src
+			delete(set, sc.Name)
+		}
+		if !unset[sc.Name] {
+			c.Scripts = append(c.Scripts, sc)
+		}
+	}
+	for _, sc := range d.Scripts.Set {
+		if _, ok := set[sc.Name]; ok {
+			c.Scripts = append(c.Scripts, config.ScriptDef{Name: sc.Name, Source: sc.Source})
+		}
+	}
+	slices.SortFunc(c.Scripts, func(a, b config.ScriptDef) int { return strings.Compare(a.Name, b.Name) })
+	key := func(pattern, events string) string {
+		evs, _ := config.ParseEvents(events)
+		return config.TriggerID(pattern, evs)
+	}
+	gone := map[string]bool{}
+	for _, k := range d.Triggers.Unset {
+		gone[key(k.Pattern, k.Events)] = true
+	}
+	setT := map[string]Trigger{}
+	for _, t := range d.Triggers.Set {
+		setT[key(t.Pattern, t.Events)] = t
+	}
+	// A trigger removed and set again in one delta leaves its place and
+	// goes to the end, as a new registration.
+	for _, t := range base.Triggers {
+		k := key(t.Pattern, t.Events)
+		if gone[k] {
+			continue
+		}
+		if nt, ok := setT[k]; ok {
+			t.Script, t.Enabled = nt.Script, nt.Enabled
+			delete(setT, k)
+		}
+		c.Triggers = append(c.Triggers, t)
+	}
+	for _, t := range d.Triggers.Set {
+		if _, ok := setT[key(t.Pattern, t.Events)]; ok {
+			c.Triggers = append(c.Triggers, config.TriggerDef{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled})
+		}
+	}
+	return c, nil
+}
+
+// ContentDigest is the digest iungo publishes for a configuration: that
+// of its content unpaused, since pausing is each node's own decision.
+func ContentDigest(c config.Config) string {
+	c.Paused = false
+	return config.Digest(c)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
@@ -128,14 +129,14 @@ func TestScriptSetOffThread(t *testing.T) {
 	assert.Equal(t, [][]string{{"IUNGO", "SCRIPT", "SET", "a", "return 1"}}, tm.ctx.propagated)
 	assert.Equal(t, 0, tm.ctx.replicated, "not replicated verbatim as well")
 
-	v := tm.Version()
+	v := tm.Revision()
 	assert.Nil(t, tm.ctx.start("SCRIPT", "SET", "a", "return 2"))
 	tm.ctx.paused = true
 	assert.Contains(t, tm.ctx.finish(), "writes were paused")
 	tm.ctx.paused = false
 	src, _ := tm.Script("a")
 	assert.Equal(t, "return 1", src)
-	assert.Equal(t, v, tm.Version())
+	assert.Equal(t, v, tm.Revision())
 
 	assert.Contains(t, tm.ctx.do("SCRIPT", "SET", "a", "return ("), "does not compile")
 	src, _ = tm.Script("a")
@@ -149,13 +150,13 @@ func TestRestoreReplicatesInstalled(t *testing.T) {
 	tm := newTestModule(t)
 	tm.mustDo(t, "SCRIPT", "SET", "a", "return 1")
 	tm.mustDo(t, "SCRIPT", "SET", "b", "return 2")
-	old := EncodeConfig(Config{Version: 1, Classes: DefaultClasses, Scripts: []ScriptDef{{Name: "a", Source: "return 1"}}})
+	old := config.Encode(config.Config{Revision: 1, Classes: config.DefaultClasses, Scripts: []config.ScriptDef{{Name: "a", Source: "return 1"}}})
 	tm.ctx.propagated = nil
 	tm.mustDo(t, "RESTORE", string(old))
 	require.Len(t, tm.ctx.restores(), 1)
-	c, err := DecodeConfig(tm.ctx.restores()[0])
+	c, err := config.Decode(tm.ctx.restores()[0])
 	require.NoError(t, err)
-	assert.Equal(t, tm.Version(), c.Version)
-	assert.Greater(t, c.Version, uint64(1))
+	assert.Equal(t, tm.Revision(), c.Revision)
+	assert.Greater(t, c.Revision, uint64(1))
 	assert.Equal(t, []string{"a"}, tm.ScriptNames())
 }

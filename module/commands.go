@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
@@ -245,6 +246,10 @@ func (m *Module) allowed(ctx Ctx, c *command) error {
 	if f&FlagReplica != 0 {
 		return &Error{Code: "READONLY", Message: "this server is a replica; change triggers on its primary, which replicates them here"}
 	}
+	if o := m.sync.options(); c.kind == kindManage && o.Endpoint != "" {
+		// iungo's next sync would revert the change without a word.
+		return errorf("this node follows iungo namespace %q (iungo.endpoint is set): change the configuration in iungo, or CONFIG SET iungo.endpoint \"\" to manage it with IUNGO %s", o.Namespace, strings.ToUpper(c.name))
+	}
 	if c.kind == kindManage && m.opts.Mode == ModeProduction {
 		return errorf("iungo.mode is production: the configuration comes from iungo (IUNGO SYNC) or the manifest, not from IUNGO %s; use iungo, or set iungo.mode dev", strings.ToUpper(c.name))
 	}
@@ -277,7 +282,7 @@ func okUnless(w ReplyWriter, err error) error {
 // quarter of a millisecond per KB of source.
 func cmdScriptSet(m *Module, ctx Ctx, args []string) error {
 	name, source := args[0], args[1]
-	if err := checkName(name); err != nil {
+	if err := config.CheckName("script name", name); err != nil {
 		return err
 	}
 	var s *scripting.Script
@@ -361,7 +366,7 @@ func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 		w.ReplyString("pattern")
 		w.ReplyString(t.Pattern)
 		w.ReplyString("events")
-		w.ReplyString(FormatEvents(t.Events))
+		w.ReplyString(config.FormatEvents(t.Events))
 		w.ReplyString("script")
 		w.ReplyString(t.Script)
 		w.ReplyString("enabled")
@@ -379,7 +384,7 @@ func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 // cmdEventSet is EVENT SET (on) or UNSET.
 func cmdEventSet(on bool) func(*Module, Ctx, []string) error {
 	return func(m *Module, w Ctx, args []string) error {
-		mask, err := ParseClasses(args)
+		mask, err := config.ParseClasses(args)
 		if err != nil {
 			return err
 		}
@@ -389,7 +394,7 @@ func cmdEventSet(on bool) func(*Module, Ctx, []string) error {
 }
 
 func cmdEventList(m *Module, w Ctx, _ []string) error {
-	names := ClassNames(m.classes)
+	names := config.ClassNames(m.classes)
 	w.ReplyArray(len(names))
 	for _, n := range names {
 		w.ReplyString(n)
@@ -421,7 +426,7 @@ func cmdInfo(m *Module, w Ctx, _ []string) error {
 }
 
 func cmdDump(m *Module, w Ctx, _ []string) error {
-	w.ReplyString(string(EncodeConfig(m.Config())))
+	w.ReplyString(string(config.Encode(m.Config())))
 	return nil
 }
 
@@ -431,7 +436,7 @@ func cmdDump(m *Module, w Ctx, _ []string) error {
 // the version still only moves forward, and what is replicated is the
 // snapshot as installed, so that replicas get the same version.
 func cmdRestore(m *Module, ctx Ctx, args []string) error {
-	c, err := DecodeConfig([]byte(args[0]))
+	c, err := config.Decode([]byte(args[0]))
 	if err != nil {
 		return errorf("bad snapshot: %v", err)
 	}
@@ -439,9 +444,9 @@ func cmdRestore(m *Module, ctx Ctx, args []string) error {
 		return okUnless(ctx, m.Replace(c, "restore"))
 	}
 	install := func(ctx Ctx, p *Prepared) {
-		p.cfg.Version = max(c.Version, m.version+1)
+		p.cfg.Revision = max(c.Revision, m.revision+1)
 		m.Install(p, "restore")
-		ctx.ReplicateCommand(RestoreCommand(p.body.finish(m.header())))
+		ctx.ReplicateRestore(p.body.Finish(m.header()))
 		ctx.ReplyStatus("OK")
 	}
 	var p *Prepared
@@ -465,8 +470,8 @@ func cmdRestore(m *Module, ctx Ctx, args []string) error {
 }
 
 func cmdSync(m *Module, w Ctx, _ []string) error {
-	if m.sync.options().Endpoint == "" {
-		return errorf("iungo.endpoint is not set; CONFIG SET iungo.endpoint http://host:port and iungo.namespace first")
+	if err := checkOptions(m.sync.options()); err != nil {
+		return errorf("%v; IUNGO SYNC needs iungo.endpoint, iungo.namespace, iungo.token and iungo.public-key", err)
 	}
 	m.sync.mu.Lock()
 	started := m.sync.started
@@ -541,14 +546,17 @@ func (m *Module) Info() []InfoField {
 		}
 	}
 	return append([]InfoField{
-		{"version", int64(m.version)},
+		{"revision", int64(m.revision)},
+		{"config_digest", m.ConfigDigest()},
+		{"namespace_id", m.origin.NamespaceID},
+		{"namespace_version", int64(m.origin.Version)},
 		{"config_source", m.source},
 		{"manifest", m.ManifestPath()},
 		{"scripts", int64(len(m.scripts))},
 		{"triggers", int64(len(m.triggers))},
 		{"triggers_enabled", int64(enabled)},
 		{"paused", boolInt(m.paused)},
-		{"event_classes", strings.Join(ClassNames(m.classes), ",")},
+		{"event_classes", strings.Join(config.ClassNames(m.classes), ",")},
 		{"events", int64(m.stats.Events)},
 		{"runs", int64(m.stats.Runs)},
 		{"errors", int64(m.stats.Errors)},
@@ -570,11 +578,10 @@ func (m *Module) syncInfo() []InfoField {
 		last = st.LastSyncAt.UTC().Format(time.RFC3339)
 	}
 	return []InfoField{
-		{"iungo_endpoint", o.Endpoint},
-		{"iungo_namespace", o.Namespace},
-		{"iungo_node_id", o.NodeID},
-		{"iungo_registered", boolInt(st.Registered)},
-		{"sync_version", int64(st.Version)},
+		{"endpoint", o.Endpoint},
+		{"namespace", o.Namespace},
+		{"node_id", o.NodeID},
+		{"registered", boolInt(st.Registered)},
 		{"sync_last_at", last},
 		{"sync_last_error", st.LastError},
 		{"syncs", int64(st.Syncs)},

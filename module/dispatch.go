@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
@@ -281,7 +282,7 @@ func (m *Module) recordError(t *Trigger, msg string) {
 		m.logf(LogWarning, "iungo: %d more trigger errors were not logged", suppressed)
 	}
 	if ok {
-		m.logf(LogWarning, "iungo: trigger %q %s: %s", t.Pattern, FormatEvents(t.Events), msg)
+		m.logf(LogWarning, "iungo: trigger %q %s: %s", t.Pattern, config.FormatEvents(t.Events), msg)
 	}
 }
 

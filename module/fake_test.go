@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
@@ -101,6 +102,10 @@ func (c *fakeCtx) DetachUser() { c.attached = false }
 
 func (c *fakeCtx) ReplicateCommand(args []string) {
 	c.propagated = append(c.propagated, append([]string(nil), args...))
+}
+
+func (c *fakeCtx) ReplicateRestore(snap []byte) {
+	c.propagated = append(c.propagated, []string{"IUNGO", "RESTORE", string(snap)})
 }
 
 // restores returns the snapshots of the IUNGO RESTOREs propagated so far.
@@ -274,7 +279,7 @@ func (s *memStore) snapshot() []byte {
 	for _, h := range handles {
 		recs = append(recs, s.records[h])
 	}
-	return FrameSnapshot(recs...)
+	return config.FrameSnapshot(recs...)
 }
 
 func newTestModule(t *testing.T) *testModule {

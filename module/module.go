@@ -12,10 +12,9 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/valkey-iungo/valkey-iungo/iungo"
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/router"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
@@ -70,6 +69,9 @@ type Ctx interface {
 	// ReplicateCommand propagates args as a command to replicas and the
 	// AOF.
 	ReplicateCommand(args []string)
+	// ReplicateRestore propagates IUNGO RESTORE <snapshot>: a command
+	// whose argument may be megabytes, handed over without a copy.
+	ReplicateRestore(snapshot []byte)
 	ReplyWriter
 }
 
@@ -119,10 +121,11 @@ type Trigger struct {
 }
 
 // ID identifies a trigger by pattern and normalised event list.
-func (t *Trigger) ID() string { return triggerID(t.Pattern, t.Events) }
+func (t *Trigger) ID() string { return config.TriggerID(t.Pattern, t.Events) }
 
-func triggerID(pattern string, events []string) string {
-	return pattern + "\x00" + FormatEvents(events)
+// record encodes the trigger for the Store.
+func (t *Trigger) record() []byte {
+	return config.TriggerRecord(t.Pattern, config.FormatEvents(t.Events), t.Script, t.Enabled)
 }
 
 func (t *Trigger) wants(event string) bool {
@@ -142,16 +145,17 @@ type Stats struct {
 
 // Module holds the whole trigger configuration and runs triggers.
 type Module struct {
-	opts        Options
-	scripts     map[string]*scripting.Script
-	triggers    map[string]*Trigger
-	index       *router.Index[*Trigger] // enabled triggers only
-	listen      listenCounts            // the events enabled triggers listen to
-	classes     Class
-	paused      bool
-	nextSeq     uint64
-	version     uint64 // bumped by every change
-	syncVersion uint64 // the iungo version the configuration came from
+	opts     Options
+	scripts  map[string]*scripting.Script
+	triggers map[string]*Trigger
+	index    *router.Index[*Trigger] // enabled triggers only
+	listen   listenCounts            // the events enabled triggers listen to
+	classes  config.Class
+	paused   bool
+	nextSeq  uint64
+	revision uint64        // bumped by every change
+	origin   config.Origin // the iungo configuration this one is, if any
+	digests  [2]string     // config.Digest of the configuration unpaused and paused, "" until asked
 
 	engine  *scripting.Engine
 	host    jobHost
@@ -167,7 +171,7 @@ type Module struct {
 	sync          *syncer
 	stats         Stats
 	source        string // what last changed the configuration
-	manifest      *Manifest
+	manifest      *config.Manifest
 	store         Store
 	scriptHandles map[string]uint64
 	log           func(LogLevel, string)
@@ -203,7 +207,7 @@ func New(h Hooks) *Module {
 		scripts:       map[string]*scripting.Script{},
 		triggers:      map[string]*Trigger{},
 		index:         router.NewIndex[*Trigger](),
-		classes:       DefaultClasses,
+		classes:       config.DefaultClasses,
 		source:        "none",
 		store:         h.Store,
 		scriptHandles: map[string]uint64{},
@@ -237,12 +241,13 @@ func (nopStore) Build(records [][]byte) (uint64, []uint64) {
 	return 0, make([]uint64, len(records))
 }
 
+// header is the header record of the configuration in force.
 func (m *Module) header() []byte {
-	return headerRecord(m.version, m.classes, m.paused, m.syncVersion)
+	return config.HeaderRecord(&config.Config{Revision: m.revision, Classes: m.classes, Paused: m.paused, Origin: m.origin})
 }
 
 func (m *Module) storeHeader() {
-	m.store.SetHeader(m.header(), m.classes == DefaultClasses && !m.paused && m.syncVersion == 0)
+	m.store.SetHeader(m.header(), m.classes == config.DefaultClasses && !m.paused && m.origin == config.Origin{})
 }
 
 // Close stops the script engine's watchdog.
@@ -270,9 +275,29 @@ func (m *Module) commandBudget() time.Duration {
 	return m.opts.ScriptTimeout
 }
 
+// ConfigDigest identifies the configuration in force by its content
+// (config.Digest), computed once per change: Install brings it along,
+// computed off the main thread.
+func (m *Module) ConfigDigest() string {
+	i := 0
+	if m.paused {
+		i = 1
+	}
+	if m.digests[i] == "" {
+		m.digests[i] = config.Digest(m.Config())
+	}
+	return m.digests[i]
+}
+
 // changed records a configuration change.
 func (m *Module) changed() {
-	m.version++
+	m.digests = [2]string{}
+	m.bump()
+}
+
+// bump records a change that leaves the digests as they are.
+func (m *Module) bump() {
+	m.revision++
 	m.storeHeader()
 	m.refreshFilter()
 }
@@ -285,9 +310,9 @@ func (m *Module) Source() string { return m.source }
 // that events no trigger can want cost no call into Go: the event's class,
 // its name and the key's literal ends (see router.KeyFilter).
 type Filter struct {
-	Classes   Class    // classes that may fire a trigger; 0 when nothing can
-	AllEvents bool     // some enabled trigger wants every event name
-	Events    []string // else the names enabled triggers want, sorted
+	Classes   config.Class // classes that may fire a trigger; 0 when nothing can
+	AllEvents bool         // some enabled trigger wants every event name
+	Events    []string     // else the names enabled triggers want, sorted
 	// Keys is the key filter of the enabled triggers' patterns, valid until
 	// the next Filter; KeysChanged says whether it differs from the last.
 	Keys        *router.KeyFilter
@@ -318,8 +343,8 @@ func (m *Module) refreshFilter() {
 // scripts may only write keys of the triggering key's hash slot.
 func (m *Module) SetClusterMode(on bool) { m.cluster = on }
 
-// Version is bumped by every configuration change.
-func (m *Module) Version() uint64 { return m.version }
+// Revision is bumped by every configuration change.
+func (m *Module) Revision() uint64 { return m.revision }
 
 // Stats returns the counters since load.
 func (m *Module) Stats() Stats { return m.stats }
@@ -338,7 +363,7 @@ func (m *Module) SetScript(name, source string) error {
 // compileScript checks a script's name and compiles it; it touches no
 // module state, so it may run on any goroutine.
 func compileScript(name, source string) (*scripting.Script, error) {
-	if err := checkName(name); err != nil {
+	if err := config.CheckName("script name", name); err != nil {
 		return nil, err
 	}
 	s, err := scripting.Compile(name, source)
@@ -351,7 +376,7 @@ func compileScript(name, source string) (*scripting.Script, error) {
 // installScript puts a compiled script in force.
 func (m *Module) installScript(s *scripting.Script) {
 	m.scripts[s.Name] = s
-	m.scriptHandles[s.Name] = m.store.Put(m.scriptHandles[s.Name], scriptRecord(s.Name, s.Source))
+	m.scriptHandles[s.Name] = m.store.Put(m.scriptHandles[s.Name], config.ScriptRecord(s.Name, s.Source))
 	m.changed()
 }
 
@@ -363,7 +388,7 @@ func (m *Module) UnsetScript(name string) error {
 	var users []string
 	for _, t := range m.sortedTriggers() {
 		if t.Script == name {
-			users = append(users, t.Pattern+" "+FormatEvents(t.Events))
+			users = append(users, t.Pattern+" "+config.FormatEvents(t.Events))
 		}
 	}
 	if len(users) > 0 {
@@ -388,16 +413,16 @@ func (m *Module) Script(name string) (string, error) {
 // SetTrigger creates the trigger (pattern, events), enabled, or points the
 // existing one at another script; it reports whether it created one.
 func (m *Module) SetTrigger(pattern, events, script string) (bool, error) {
-	evs, err := parseTriggerKey(pattern, events)
+	evs, err := config.ParseTrigger(pattern, events)
 	if err != nil {
 		return false, err
 	}
 	if _, ok := m.scripts[script]; !ok {
 		return false, unknownScript(script)
 	}
-	if t, ok := m.triggers[triggerID(pattern, evs)]; ok {
+	if t, ok := m.triggers[config.TriggerID(pattern, evs)]; ok {
 		t.Script = script
-		t.handle = m.store.Put(t.handle, triggerRecord(t))
+		t.handle = m.store.Put(t.handle, t.record())
 		m.changed()
 		return false, nil
 	}
@@ -405,7 +430,7 @@ func (m *Module) SetTrigger(pattern, events, script string) (bool, error) {
 	t := &Trigger{Pattern: pattern, Events: evs, Script: script, Enabled: true, seq: m.nextSeq}
 	m.triggers[t.ID()] = t
 	m.activate(t)
-	t.handle = m.store.Put(0, triggerRecord(t))
+	t.handle = m.store.Put(0, t.record())
 	m.changed()
 	return true, nil
 }
@@ -439,20 +464,20 @@ func (m *Module) EnableTrigger(pattern, events string, on bool) error {
 		} else {
 			m.deactivate(t)
 		}
-		t.handle = m.store.Put(t.handle, triggerRecord(t))
+		t.handle = m.store.Put(t.handle, t.record())
 	}
 	m.changed()
 	return nil
 }
 
 func (m *Module) trigger(pattern, events string) (*Trigger, error) {
-	evs, err := parseTriggerKey(pattern, events)
+	evs, err := config.ParseTrigger(pattern, events)
 	if err != nil {
 		return nil, err
 	}
-	t, ok := m.triggers[triggerID(pattern, evs)]
+	t, ok := m.triggers[config.TriggerID(pattern, evs)]
 	if !ok {
-		return nil, errorf("no trigger for pattern %q and events %q; IUNGO TRIGGER LIST shows the triggers", pattern, FormatEvents(evs))
+		return nil, errorf("no trigger for pattern %q and events %q; IUNGO TRIGGER LIST shows the triggers", pattern, config.FormatEvents(evs))
 	}
 	return t, nil
 }
@@ -515,7 +540,7 @@ func (m *Module) ScriptNames() []string {
 }
 
 // SetClasses enables (on) or disables the event classes in mask.
-func (m *Module) SetClasses(mask Class, on bool) {
+func (m *Module) SetClasses(mask config.Class, on bool) {
 	if on {
 		m.classes |= mask
 	} else {
@@ -525,37 +550,16 @@ func (m *Module) SetClasses(mask Class, on bool) {
 }
 
 // Classes returns the enabled event classes.
-func (m *Module) Classes() Class { return m.classes }
+func (m *Module) Classes() config.Class { return m.classes }
 
 // SetPaused stops (true) or restarts all triggers.
 func (m *Module) SetPaused(paused bool) {
 	m.paused = paused
-	m.changed()
+	m.bump() // the digest of either state stays valid
 }
 
 // Paused reports whether triggers are paused.
 func (m *Module) Paused() bool { return m.paused }
-
-func parseTriggerKey(pattern, events string) ([]string, error) {
-	switch {
-	case pattern == "":
-		return nil, errorf("empty key pattern; use a glob like order:* or * for every key")
-	case len(pattern) > MaxPatternBytes:
-		return nil, errorf("key pattern of %d bytes; the limit is %d", len(pattern), MaxPatternBytes)
-	}
-	return ParseEvents(events)
-}
-
-func checkName(name string) error {
-	if iungo.ValidName(name) {
-		return nil
-	}
-	if name == "" || len(name) > MaxNameBytes {
-		return errorf("script name must be 1 to %d bytes", MaxNameBytes)
-	}
-	i := strings.IndexFunc(name, func(r rune) bool { return !iungo.ValidName(string(r)) })
-	return errorf("script name %q has %q; use letters, digits, '_', '-', '.' or ':'", name, name[i])
-}
 
 // CheckScript checks a script's name and compiles its source, as IUNGO
 // SCRIPT SET does.
@@ -567,11 +571,11 @@ func CheckScript(name, source string) error {
 // CheckTrigger checks a trigger's pattern and events, as IUNGO TRIGGER SET
 // does, and returns the events normalised.
 func CheckTrigger(pattern, events string) (string, error) {
-	evs, err := parseTriggerKey(pattern, events)
+	evs, err := config.ParseTrigger(pattern, events)
 	if err != nil {
 		return "", err
 	}
-	return FormatEvents(evs), nil
+	return config.FormatEvents(evs), nil
 }
 
 func unknownScript(name string) error {

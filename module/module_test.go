@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
@@ -14,7 +15,7 @@ import (
 func (tm *testModule) state(t *testing.T) []any {
 	t.Helper()
 	return []any{
-		tm.Version(),
+		tm.Revision(),
 		tm.mustDo(t, "SCRIPT", "LIST"),
 		tm.mustDo(t, "TRIGGER", "LIST"),
 		tm.mustDo(t, "EVENT", "LIST"),
@@ -254,22 +255,22 @@ func TestErrorLogRateLimit(t *testing.T) {
 // and that the filter names the wanted events and keys.
 func TestPauseAndFilter(t *testing.T) {
 	tm := newTestModule(t)
-	assert.Equal(t, Class(0), tm.filter().Classes, "no triggers: nothing passes the C filter")
+	assert.Equal(t, config.Class(0), tm.filter().Classes, "no triggers: nothing passes the C filter")
 	tm.mustDo(t, "SCRIPT", "SET", "s", "server.call('INCR', 'n')")
 	tm.mustDo(t, "TRIGGER", "SET", "k", "set,hset", "s")
 	f := tm.filter()
-	assert.Equal(t, DefaultClasses, f.Classes)
+	assert.Equal(t, config.DefaultClasses, f.Classes)
 	assert.Equal(t, []string{"hset", "set"}, f.Events)
 	assert.False(t, f.AllEvents)
 	assert.True(t, f.KeysChanged)
 	assert.True(t, f.Keys.MayMatch("k"))
 	assert.False(t, f.Keys.MayMatch("x"))
 	tm.mustDo(t, "PAUSE")
-	assert.Equal(t, Class(0), tm.filter().Classes)
+	assert.Equal(t, config.Class(0), tm.filter().Classes)
 	assert.False(t, tm.filter().KeysChanged, "the keys did not change")
 	tm.mustDo(t, "RESUME")
 	tm.mustDo(t, "EVENT", "UNSET", "string")
-	assert.Equal(t, DefaultClasses&^ClassString, tm.filter().Classes)
+	assert.Equal(t, config.DefaultClasses&^config.ClassString, tm.filter().Classes)
 	tm.mustDo(t, "TRIGGER", "SET", "*:x", "*", "s")
 	assert.True(t, tm.filter().AllEvents)
 	assert.True(t, tm.filter().KeysChanged)

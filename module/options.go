@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/iungo"
 )
 
@@ -97,8 +98,15 @@ func checkEndpoint(v string) error {
 	return nil
 }
 
+func checkPublicKey(v string) error {
+	if _, err := iungo.ParsePublicKey(v); err != nil {
+		return errorf("public-key: %v", err)
+	}
+	return nil
+}
+
 func checkProtocolName(v string) error {
-	if !iungo.ValidName(v) {
+	if !config.ValidName(v) {
 		return errorf("%q must be 1 to 128 letters, digits, '_', '-', '.' or ':'", v)
 	}
 	return nil
@@ -179,8 +187,10 @@ var StringOptions = []StringOption{
 		func(o *SyncOptions) *string { return &o.Endpoint }, checkEndpoint),
 	syncString("namespace", "the iungo namespace whose configuration this node follows", false,
 		func(o *SyncOptions) *string { return &o.Namespace }, checkProtocolName),
-	syncString("token", "bearer token for iungo, also the key of its signatures", true,
+	syncString("token", "bearer token of the iungo namespace", true,
 		func(o *SyncOptions) *string { return &o.Token }, nil),
+	syncString("public-key", "the iungo namespace's public key: only configurations signed with its private key are applied", false,
+		func(o *SyncOptions) *string { return &o.PublicKey }, checkPublicKey),
 	syncString("node-id", "this node's id at iungo; default: node-address", false,
 		func(o *SyncOptions) *string { return &o.NodeID }, checkProtocolName),
 	syncString("node-address", "host:port where iungo reaches this node to send IUNGO SYNC; default: the bind address and port", false,

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/valkey-iungo/valkey-iungo/config"
 )
 
 // Ensure production mode refuses every local change of the configuration,
@@ -135,14 +136,14 @@ func FuzzCommand(f *testing.F) {
 		tm := newTestModule(t)
 		tm.mustDo(t, "SCRIPT", "SET", "a", "return 1")
 		tm.mustDo(t, "TRIGGER", "SET", "k", "set", "a")
-		before := EncodeConfig(tm.Config())
+		before := config.Encode(tm.Config())
 		argv := strings.Split(words, "\x00")
 		if len(argv) > 0 && strings.EqualFold(argv[0], "DEBUG") {
 			return // provokes panics on purpose
 		}
 		r := tm.ctx.do(argv...)
 		if s, ok := r.(string); ok && strings.HasPrefix(s, "-") {
-			require.Equal(t, before, EncodeConfig(tm.Config()), "refused %q changed the configuration", argv)
+			require.Equal(t, before, config.Encode(tm.Config()), "refused %q changed the configuration", argv)
 		}
 	})
 }

@@ -3,74 +3,12 @@ package module
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/valkey-iungo/valkey-iungo/config"
 )
-
-func sampleConfig() Config {
-	return Config{
-		Version:     7,
-		SyncVersion: 3,
-		Classes:     ClassHash | ClassString | ClassNew,
-		Paused:      true,
-		Scripts:     []ScriptDef{{"a", "return 1"}, {"b", "server.call('INCR', 'n')"}},
-		Triggers: []TriggerDef{
-			{Pattern: "order:*", Events: "hset,set", Script: "a", Enabled: true},
-			{Pattern: "bin:\x00\xff", Events: "*", Script: "b", Enabled: false},
-		},
-	}
-}
-
-// Ensure a snapshot decodes to what was encoded.
-func TestSnapshotRoundTrip(t *testing.T) {
-	c := sampleConfig()
-	got, err := DecodeConfig(EncodeConfig(c))
-	require.NoError(t, err)
-	assert.Equal(t, c, got)
-}
-
-// Ensure damaged snapshots are refused with a reason, never half read.
-func TestSnapshotDamage(t *testing.T) {
-	good := EncodeConfig(sampleConfig())
-	flipped := append([]byte(nil), good...)
-	flipped[len(flipped)/2] ^= 0x40
-	cases := map[string][]byte{
-		"bad magic":          append([]byte("XUNGOCF1"), good[8:]...),
-		"checksum mismatch":  flipped,
-		"checksum mismatch ": good[:len(good)-7], // truncated: the tail no longer sums up
-		"bad magic ":         good[:5],
-		"no header record":   FrameSnapshot(scriptRecord("a", "x")),
-		"two header":         FrameSnapshot(headerRecord(1, 0, false, 0), headerRecord(1, 0, false, 0)),
-		"unknown record":     FrameSnapshot(headerRecord(1, 0, false, 0), []byte{'Z'}),
-		"truncated string":   FrameSnapshot(headerRecord(1, 0, false, 0), []byte{'S', 9, 'a'}),
-		"bad flag":           FrameSnapshot([]byte{'H', 1, 0, 7, 0}),
-	}
-	for want, b := range cases {
-		_, err := DecodeConfig(b)
-		require.Error(t, err, want)
-		assert.Contains(t, err.Error(), strings.TrimSpace(want))
-	}
-}
-
-// FuzzDecodeConfig feeds arbitrary bytes: never a panic, and whatever
-// decodes encodes back to the same configuration.
-func FuzzDecodeConfig(f *testing.F) {
-	f.Add(EncodeConfig(sampleConfig()))
-	f.Add(EncodeConfig(Config{}))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := DecodeConfig(b)
-		if err != nil {
-			return
-		}
-		again, err := DecodeConfig(EncodeConfig(c))
-		require.NoError(t, err)
-		require.Equal(t, c.Version, again.Version)
-		require.Equal(t, len(c.Scripts), len(again.Scripts))
-	})
-}
 
 // Ensure every change keeps the store, which the server saves, equal to the
 // live configuration, trigger order included.
@@ -92,7 +30,7 @@ func TestStoreFollowsChanges(t *testing.T) {
 		{"PAUSE"},
 	} {
 		tm.mustDo(t, cmd...)
-		saved, err := DecodeConfig(tm.store.snapshot())
+		saved, err := config.Decode(tm.store.snapshot())
 		require.NoError(t, err)
 		fresh := newTestModule(t)
 		require.NoError(t, fresh.Replace(saved, "rdb"), "after %q", cmd)
@@ -113,11 +51,11 @@ func TestRestore(t *testing.T) {
 	tm.mustDo(t, "TRIGGER", "SET", "other", "set", "b")
 	tm.mustDo(t, "PAUSE")
 	before := tm.state(t)
-	versionBefore := tm.Version()
-	for _, bad := range []string{"garbage", dump[:len(dump)-1], string(EncodeConfig(Config{
-		Scripts:  []ScriptDef{{"s", "return ("}},
+	versionBefore := tm.Revision()
+	for _, bad := range []string{"garbage", dump[:len(dump)-1], string(config.Encode(config.Config{
+		Scripts:  []config.ScriptDef{{Name: "s", Source: "return ("}},
 		Triggers: nil,
-	})), string(EncodeConfig(Config{Triggers: []TriggerDef{{Pattern: "k", Events: "set", Script: "missing", Enabled: true}}}))} {
+	})), string(config.Encode(config.Config{Triggers: []config.TriggerDef{{Pattern: "k", Events: "set", Script: "missing", Enabled: true}}}))} {
 		r := tm.ctx.do("RESTORE", bad)
 		require.Contains(t, r, "-ERR")
 		require.Equal(t, before, tm.state(t))
@@ -128,7 +66,7 @@ func TestRestore(t *testing.T) {
 	require.Len(t, list, 1)
 	assert.Equal(t, int64(1), list[0].(map[string]any)["runs"], "counters of a trigger that stays are kept")
 	assert.False(t, tm.Paused())
-	assert.Equal(t, versionBefore+1, tm.Version(), "the version never goes back")
+	assert.Equal(t, versionBefore+1, tm.Revision(), "the version never goes back")
 	tm.ctx.calls = nil
 	tm.ctx.event("set", "k")
 	assert.Len(t, tm.ctx.calls, 1, "restored triggers fire")
@@ -143,10 +81,10 @@ func TestReset(t *testing.T) {
 	tm.mustDo(t, "TRIGGER", "SET", "k", "set", "a")
 	tm.mustDo(t, "EVENT", "UNSET", "all")
 	tm.Reset()
-	assert.Equal(t, Config{Classes: DefaultClasses}, tm.Config())
+	assert.Equal(t, config.Config{Classes: config.DefaultClasses}, tm.Config())
 	assert.Empty(t, tm.store.records)
 	assert.Empty(t, tm.store.images, "every built image was swapped in")
-	assert.Equal(t, Class(0), tm.filter().Classes)
+	assert.Equal(t, config.Class(0), tm.filter().Classes)
 }
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -180,9 +118,9 @@ trigger "tmp key:*" del,expired clean disabled
 	require.NoError(t, tm.ApplyArgs([]string{"config", filepath.Join(dir, "iungo.manifest")}))
 
 	c := tm.Config()
-	assert.Equal(t, ClassHash|ClassString|ClassNew, c.Classes)
-	assert.Equal(t, []ScriptDef{{"clean", "server.call('DEL', KEYS[1])"}, {"keep", "return 1"}, {"points", "server.call('INCR', 'points')"}}, c.Scripts)
-	assert.Equal(t, []TriggerDef{
+	assert.Equal(t, config.ClassHash|config.ClassString|config.ClassNew, c.Classes)
+	assert.Equal(t, []config.ScriptDef{{Name: "clean", Source: "server.call('DEL', KEYS[1])"}, {Name: "keep", Source: "return 1"}, {Name: "points", Source: "server.call('INCR', 'points')"}}, c.Scripts)
+	assert.Equal(t, []config.TriggerDef{
 		{Pattern: "order:*", Events: "hset", Script: "points", Enabled: true},
 		{Pattern: "other:*", Events: "set", Script: "keep", Enabled: true},
 		{Pattern: "tmp key:*", Events: "del,expired", Script: "clean", Enabled: false},
@@ -226,7 +164,7 @@ func TestManifestErrors(t *testing.T) {
 		err := tm.ApplyArgs([]string{"config", path})
 		require.Error(t, err, c.body)
 		assert.Contains(t, err.Error(), path+c.want, c.body)
-		assert.Equal(t, Config{Classes: DefaultClasses}, tm.Config(), "a bad manifest changes nothing")
+		assert.Equal(t, config.Config{Classes: config.DefaultClasses}, tm.Config(), "a bad manifest changes nothing")
 	}
 	tm := newTestModule(t)
 	err := tm.ApplyArgs([]string{"config", filepath.Join(dir, "nope")})

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/iungo"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
@@ -26,6 +25,7 @@ type SyncOptions struct {
 	Endpoint       string
 	Namespace      string
 	Token          string
+	PublicKey      string // the namespace's: only what it signed is applied
 	NodeID         string // default: NodeAddress
 	NodeAddress    string // where iungo reaches this node; default host:port
 	SyncEvery      time.Duration
@@ -36,7 +36,6 @@ type SyncOptions struct {
 
 // SyncState is what INFO shows of the sync.
 type SyncState struct {
-	Version    uint64 // the iungo version applied last
 	LastSyncAt time.Time
 	LastError  string
 	LastApply  time.Duration // holding the server's lock to apply
@@ -53,6 +52,10 @@ var errReplica = errors.New("this server is a replica: it follows its primary's 
 // errWritesPaused means a change from iungo waited pauseWait for writes to
 // resume; the sync is retried every pauseRetry until it applies.
 var errWritesPaused = errors.New("writes are paused (CLIENT PAUSE, FAILOVER or a manual cluster failover): the change from iungo waits until they resume")
+
+// maxReportedError is as much of its last error as a node reports: iungo
+// takes no more.
+const maxReportedError = 1024
 
 const (
 	pausePoll  = 20 * time.Millisecond
@@ -75,10 +78,13 @@ type syncer struct {
 	mu       sync.Mutex // guards the fields below
 	opts     SyncOptions
 	state    SyncState
-	base     *Config // what was applied from iungo last, for deltas
-	local    uint64  // the module's version right after that install
+	base     *config.Config // what was applied from iungo last, for deltas
+	local    uint64         // the module's revision right after that install
 	compiled map[string]*scripting.Script
 	started  bool
+	// rebind lets the next configuration come from another namespace
+	// identity, or be older: the operator pointed the node elsewhere.
+	rebind bool
 
 	requests chan syncRequest
 	changed  chan struct{}
@@ -117,6 +123,7 @@ func (s *syncer) setSyncOption(apply func(*SyncOptions)) {
 	s.mu.Lock()
 	apply(&s.opts)
 	s.base = nil // another iungo or namespace: start from a snapshot
+	s.rebind = true
 	s.state.Registered = false
 	s.mu.Unlock()
 	select {
@@ -220,12 +227,19 @@ func (s *syncer) loop() {
 			_ = syncNow()
 			periodic = arm(s.options().SyncEvery)
 		case <-heartbeat:
-			if remote, err := s.heartbeat(); err == nil && remote > s.State().Version {
+			if remote, err := s.heartbeat(); err == nil && remote != s.inForceVersion() {
 				_ = syncNow()
 			}
 			heartbeat = arm(s.options().HeartbeatEvery)
 		}
 	}
+}
+
+// inForceVersion is the namespace version of the configuration in force.
+func (s *syncer) inForceVersion() uint64 {
+	var v uint64
+	s.server.WithLock(func(Ctx) { v = s.m.origin.Version })
+	return v
 }
 
 // role reads the node's role under the server's lock.
@@ -264,10 +278,12 @@ func (s *syncer) heartbeat() (uint64, error) {
 		if ctx.Flags()&FlagReplica != 0 {
 			h.Role = "replica"
 		}
-		h.Runs, h.Errors, h.Triggers = s.m.stats.Runs, s.m.stats.Errors, len(s.m.triggers)
+		m := s.m
+		h.Runs, h.Errors, h.Triggers = m.stats.Runs, m.stats.Errors, len(m.triggers)
+		h.NamespaceVersion, h.ConfigDigest = m.origin.Version, m.ConfigDigest()
 	})
 	st := s.State()
-	h.SyncVersion, h.LastError = st.Version, st.LastError
+	h.LastError = st.LastError[:min(len(st.LastError), maxReportedError)]
 	if !st.LastSyncAt.IsZero() {
 		h.LastSyncAt = st.LastSyncAt.UTC().Format(time.RFC3339)
 	}
@@ -291,9 +307,25 @@ func (s *syncer) fail(err error) {
 	s.mu.Unlock()
 }
 
+// checkOptions says what is missing before a node can follow iungo.
+func checkOptions(o SyncOptions) error {
+	switch {
+	case o.Endpoint == "":
+		return errors.New("iungo.endpoint is not set")
+	case o.Namespace == "":
+		return errors.New("iungo.namespace is not set: CONFIG SET iungo.namespace <the namespace this node follows>")
+	case o.PublicKey == "":
+		return errors.New("iungo.public-key is not set: CONFIG SET iungo.public-key <the namespace's public key, which iungo-server prints>")
+	}
+	return nil
+}
+
 // syncOnce fetches what changed, prepares it off the main thread, and
 // installs it holding the server's lock. On any error the configuration in
-// force stays.
+// force stays. A configuration older than the one in force, or another one
+// under the same version, or from another namespace identity, is refused:
+// only iungo's private key signs, but anyone can replay what it signed, and
+// a restored iungo can reuse versions.
 func (s *syncer) syncOnce() (version uint64, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -305,8 +337,8 @@ func (s *syncer) syncOnce() (version uint64, err error) {
 		}
 	}()
 	o := s.options()
-	if o.Endpoint == "" {
-		return 0, errors.New("iungo.endpoint is not set")
+	if err := checkOptions(o); err != nil {
+		return 0, err
 	}
 	if s.role() == "replica" {
 		return 0, errReplica
@@ -318,32 +350,24 @@ func (s *syncer) syncOnce() (version uint64, err error) {
 			return 0, err
 		}
 	}
+	client := s.client(o)
+	if client.PublicKey, err = iungo.ParsePublicKey(o.PublicKey); err != nil {
+		return 0, fmt.Errorf("iungo.public-key: %w", err)
+	}
 	s.mu.Lock()
-	base, compiled := s.base, s.compiled
+	base, compiled, rebind := s.base, s.compiled, s.rebind
 	s.mu.Unlock()
-	since := uint64(0)
-	if base != nil {
-		since = base.SyncVersion
-	}
-	upd, err := s.client(o).Changes(ctx, since)
+	cur, base := s.inForce(base)
+	next, err := fetch(ctx, client, base)
 	if err != nil {
 		return 0, err
 	}
-	var next Config
-	switch {
-	case upd.Snapshot != nil:
-		next, err = SnapshotConfig(upd.Snapshot)
-	case base != nil:
-		next, err = ApplyChanges(*base, upd.Delta)
-	default:
-		err = errors.New("iungo sent a delta though no configuration from it is in force")
-	}
-	if err != nil {
+	if err := checkForward(cur, next.Origin, rebind); err != nil {
 		return 0, err
 	}
-	if base != nil && next.SyncVersion == base.SyncVersion && s.untouched() {
-		s.succeeded(next, base, compiled, 0)
-		return next.SyncVersion, nil
+	if next.Origin == cur && (base != nil || s.holds(next)) {
+		s.succeeded(&next, compiled, 0)
+		return next.Origin.Version, nil
 	}
 	p, err := s.m.Prepare(next, func(name, source string) *scripting.Script {
 		if c := compiled[name]; c != nil && c.Source == source {
@@ -352,171 +376,161 @@ func (s *syncer) syncOnce() (version uint64, err error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("iungo's configuration of version %d is refused: %w", next.SyncVersion, err)
+		return 0, fmt.Errorf("iungo's configuration of version %d is refused: %w", next.Origin.Version, err)
 	}
-	var applyErr error
-	var held time.Duration
-	var local uint64
+	held, local, err := s.install(p, cur, rebind)
+	if err != nil {
+		p.Discard(s.m)
+		return 0, err
+	}
+	s.mu.Lock()
+	s.local, s.rebind = local, false
+	s.mu.Unlock()
+	s.succeeded(&next, p.scripts, held)
+	s.m.logf(LogNotice, "iungo: applied version %d from %s (namespace %s), %d scripts, %d triggers, in %v on the main thread",
+		next.Origin.Version, o.Endpoint, o.Namespace, len(next.Scripts), len(next.Triggers), held)
+	return next.Origin.Version, nil
+}
+
+// inForce returns the origin of the configuration in force, and base if
+// it still is that configuration, unchanged since the sync installed it
+// (nil otherwise: the sync then asks for a snapshot).
+func (s *syncer) inForce(base *config.Config) (config.Origin, *config.Config) {
+	var cur config.Origin
+	s.server.WithLock(func(Ctx) {
+		cur = s.m.origin
+		if base != nil && (s.m.revision != s.local || base.Origin != cur) {
+			base = nil
+		}
+	})
+	return cur, base
+}
+
+// holds reports whether the configuration in force has next's content,
+// e.g. after a restart: its digest is computed once per change.
+func (s *syncer) holds(next config.Config) bool {
+	paused := next
+	paused.Paused = true
+	unpausedDigest, pausedDigest := iungo.ContentDigest(next), config.Digest(paused)
+	held := false
+	s.server.WithLock(func(Ctx) {
+		want := unpausedDigest
+		if s.m.paused {
+			want = pausedDigest
+		}
+		held = want == s.m.ConfigDigest()
+	})
+	return held
+}
+
+// fetch asks iungo for what changed since base (everything without one)
+// and returns the configuration it describes, checked against iungo's
+// digest. A delta that does not fit base, or does not give the digest it
+// announces, is dropped for a snapshot.
+func fetch(ctx context.Context, c *iungo.Client, base *config.Config) (config.Config, error) {
+	since := uint64(0)
+	if base != nil {
+		since = base.Origin.Version
+	}
+	upd, err := c.Changes(ctx, since)
+	if err != nil {
+		return config.Config{}, err
+	}
+	if upd.Delta != nil {
+		if base != nil {
+			if next, err := upd.Delta.Apply(*base); err == nil && iungo.ContentDigest(next) == next.Origin.Digest {
+				return next, nil
+			}
+		}
+		if upd, err = c.Changes(ctx, 0); err != nil {
+			return config.Config{}, err
+		}
+		if upd.Snapshot == nil {
+			return config.Config{}, errors.New("iungo answered a request for everything with a delta")
+		}
+	}
+	next, err := upd.Snapshot.Config()
+	if err != nil {
+		return next, err
+	}
+	switch {
+	case next.Origin.NamespaceID == "":
+		return next, errors.New("iungo's snapshot has no namespace_id")
+	case iungo.ContentDigest(next) != next.Origin.Digest:
+		return next, fmt.Errorf("iungo's snapshot of version %d does not hold what its digest %s says", next.Origin.Version, next.Origin.Digest)
+	}
+	return next, nil
+}
+
+// checkForward refuses a configuration that would not move the node
+// forward from cur: another identity, an older version, or another content
+// under the same version. rebind allows the first two once.
+func checkForward(cur, next config.Origin, rebind bool) error {
+	switch {
+	case cur.NamespaceID == "":
+		return nil
+	case next.NamespaceID != cur.NamespaceID && !rebind:
+		return fmt.Errorf("iungo answers for namespace identity %s, this node follows %s: the namespace was recreated, or another iungo answers. Refused; to follow it, CONFIG SET iungo.namespace or iungo.endpoint again",
+			next.NamespaceID, cur.NamespaceID)
+	case next.NamespaceID != cur.NamespaceID:
+		return nil
+	case next.Version < cur.Version && !rebind:
+		return fmt.Errorf("iungo sent version %d, older than version %d in force: a replayed answer, or iungo restored from a backup. Refused; publish a newer version in iungo",
+			next.Version, cur.Version)
+	case next.Version == cur.Version && next.Digest != cur.Digest:
+		return fmt.Errorf("iungo's version %d holds %s, but version %d in force holds %s: iungo was restored from a backup, or the answer is a forgery. Refused; publish a newer version in iungo",
+			next.Version, next.Digest, cur.Version, cur.Digest)
+	}
+	return nil
+}
+
+// install swaps p in holding the server's lock, once writes are not
+// paused (replicating then would abort the server: the change waits, at
+// most pauseWait), and replicates it as one IUNGO RESTORE. What is in force
+// must still be cur, or another sync or a replicated change got there
+// first.
+func (s *syncer) install(p *Prepared, cur config.Origin, rebind bool) (held time.Duration, local uint64, err error) {
 	for waited := time.Duration(0); ; waited += pausePoll {
 		paused := false
 		s.server.WithLock(func(ctx Ctx) {
 			start := time.Now()
 			defer func() { held = time.Since(start) }()
+			m := s.m
 			switch {
 			case ctx.Flags()&FlagReplica != 0:
-				applyErr = errReplica
-				return
+				err = errReplica
 			case ctx.WritesPaused():
-				// Replicating now would abort the server: the prepared
-				// change waits for writes to resume.
 				paused = true
+			case m.origin != cur:
+				err = checkForward(m.origin, p.cfg.Origin, rebind)
+			}
+			if err != nil || paused {
 				return
 			}
-			m := s.m
-			// Paused stays the operator's; the local version moves on by one.
-			p.cfg.Paused, p.cfg.Version = m.paused, m.version+1
+			// Paused stays the operator's; the revision moves on by one.
+			p.cfg.Paused, p.cfg.Revision = m.paused, m.revision+1
 			m.Install(p, "iungo")
-			ctx.ReplicateCommand(RestoreCommand(p.body.finish(m.header())))
-			local = m.version
+			ctx.ReplicateRestore(p.body.Finish(m.header()))
+			local = m.revision
 		})
 		if !paused {
-			break
+			return held, local, err
 		}
 		if waited >= pauseWait {
-			applyErr = errWritesPaused
-			break
+			return held, 0, errWritesPaused
 		}
 		time.Sleep(pausePoll)
 	}
-	if applyErr != nil {
-		p.Discard(s.m)
-		return 0, applyErr
-	}
-	s.mu.Lock()
-	s.local = local
-	s.mu.Unlock()
-	s.succeeded(next, &next, p.scripts, held)
-	s.m.logf(LogNotice, "iungo: applied version %d from %s (namespace %s), %d scripts, %d triggers, in %v on the main thread",
-		next.SyncVersion, o.Endpoint, o.Namespace, len(next.Scripts), len(next.Triggers), held)
-	return next.SyncVersion, nil
 }
 
-// untouched reports whether the configuration is still the one the last
-// sync installed: nothing changed it locally since.
-func (s *syncer) untouched() bool {
-	s.mu.Lock()
-	local := s.local
-	s.mu.Unlock()
-	same := false
-	s.server.WithLock(func(Ctx) { same = s.m.version == local })
-	return same
-}
-
-func (s *syncer) succeeded(next Config, base *Config, compiled map[string]*scripting.Script, held time.Duration) {
+func (s *syncer) succeeded(base *config.Config, compiled map[string]*scripting.Script, held time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.base, s.compiled = base, compiled
-	s.state.Version, s.state.LastSyncAt, s.state.LastError = next.SyncVersion, time.Now(), ""
+	s.state.LastSyncAt, s.state.LastError = time.Now(), ""
 	s.state.Syncs++
 	if held > 0 {
 		s.state.LastApply = held
 		s.state.MaxApply = max(s.state.MaxApply, held)
 	}
-}
-
-// eventClasses reads iungo's event class names: absent means the default
-// classes, an empty list none.
-func eventClasses(names []string) (Class, error) {
-	switch {
-	case names == nil:
-		return DefaultClasses, nil
-	case len(names) == 0:
-		return 0, nil
-	}
-	return ParseClasses([]string{strings.Join(names, ",")})
-}
-
-// SnapshotConfig turns iungo's snapshot into a Config.
-func SnapshotConfig(sn *iungo.Snapshot) (Config, error) {
-	c := Config{SyncVersion: sn.Version}
-	var err error
-	if c.Classes, err = eventClasses(sn.Events); err != nil {
-		return c, err
-	}
-	for _, s := range sn.Scripts {
-		c.Scripts = append(c.Scripts, ScriptDef{Name: s.Name, Source: s.Source})
-	}
-	for _, t := range sn.Triggers {
-		c.Triggers = append(c.Triggers, TriggerDef{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled})
-	}
-	return c, nil
-}
-
-// ApplyChanges turns base, of version d.From, into the configuration of
-// version d.Version.
-func ApplyChanges(base Config, d *iungo.Changes) (Config, error) {
-	if base.SyncVersion != d.From {
-		return base, fmt.Errorf("iungo sent a delta from version %d, the configuration in force is %d", d.From, base.SyncVersion)
-	}
-	c := Config{SyncVersion: d.Version, Classes: base.Classes}
-	if d.Events != nil {
-		var err error
-		if c.Classes, err = eventClasses(d.Events); err != nil {
-			return c, err
-		}
-	}
-	unset := map[string]bool{}
-	for _, name := range d.Scripts.Unset {
-		unset[name] = true
-	}
-	set := map[string]string{}
-	for _, sc := range d.Scripts.Set {
-		set[sc.Name] = sc.Source
-	}
-	for _, sc := range base.Scripts {
-		if src, ok := set[sc.Name]; ok {
-			sc.Source = src
-			delete(set, sc.Name)
-		}
-		if !unset[sc.Name] {
-			c.Scripts = append(c.Scripts, sc)
-		}
-	}
-	for _, sc := range d.Scripts.Set {
-		if _, ok := set[sc.Name]; ok {
-			c.Scripts = append(c.Scripts, ScriptDef{Name: sc.Name, Source: sc.Source})
-		}
-	}
-	slices.SortFunc(c.Scripts, func(a, b ScriptDef) int { return strings.Compare(a.Name, b.Name) })
-	key := func(pattern, events string) string {
-		evs, _ := ParseEvents(events)
-		return triggerID(pattern, evs)
-	}
-	gone := map[string]bool{}
-	for _, k := range d.Triggers.Unset {
-		gone[key(k.Pattern, k.Events)] = true
-	}
-	setT := map[string]iungo.Trigger{}
-	for _, t := range d.Triggers.Set {
-		setT[key(t.Pattern, t.Events)] = t
-	}
-	// A trigger removed and set again in one delta leaves its place and
-	// goes to the end, as a new registration.
-	for _, t := range base.Triggers {
-		k := key(t.Pattern, t.Events)
-		if gone[k] {
-			continue
-		}
-		if nt, ok := setT[k]; ok {
-			t.Script, t.Enabled = nt.Script, nt.Enabled
-			delete(setT, k)
-		}
-		c.Triggers = append(c.Triggers, t)
-	}
-	for _, t := range d.Triggers.Set {
-		if _, ok := setT[key(t.Pattern, t.Events)]; ok {
-			c.Triggers = append(c.Triggers, TriggerDef{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled})
-		}
-	}
-	return c, nil
 }

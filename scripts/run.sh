@@ -15,27 +15,45 @@ if valkey-cli -p "$port" ping >/dev/null 2>&1; then
   exit 1
 fi
 
-build/iungo-server --listen "127.0.0.1:$iungo_port" --data "$dir/iungo" --admin-token "$admin_token" \
-  --namespace example --token example-token --import testdata/examples/iungo.manifest &
-iungo=$!
-valkey-server testdata/examples/valkey.conf --port "$port" --dir "$dir" \
-  --loadmodule "$PWD/build/iungo.so" endpoint "http://127.0.0.1:$iungo_port" namespace example token example-token &
-server=$!
+server="" iungo=""
 cleanup() {
-  kill -TERM "$server" "$iungo" 2>/dev/null
-  wait "$server" "$iungo" 2>/dev/null
+  kill -TERM $server $iungo 2>/dev/null
+  wait $server $iungo 2>/dev/null
   rm -rf "$dir"
 }
 trap cleanup EXIT
+
+# Secrets go through the environment, never the command line (ps shows it).
+IUNGO_ADMIN_TOKEN=$admin_token IUNGO_NODE_TOKEN=example-token \
+  build/iungo-server --listen "127.0.0.1:$iungo_port" --data "$dir/iungo" \
+  --namespace example --import testdata/examples/iungo.manifest > "$dir/iungo-server.out" 2>&1 &
+iungo=$!
+# The node pins the namespace's public key, which iungo-server prints.
+key=""
+for _ in $(seq 100); do
+  key=$(sed -n 's/^namespace example: .*public key \(.*\)$/\1/p' "$dir/iungo-server.out" 2>/dev/null)
+  [ -n "$key" ] && break
+  sleep 0.05
+done
+if [ -z "$key" ]; then
+  cat "$dir/iungo-server.out" >&2
+  echo "run: iungo-server did not start" >&2
+  exit 1
+fi
+valkey-server testdata/examples/valkey.conf --port "$port" --dir "$dir" \
+  --loadmodule "$PWD/build/iungo.so" endpoint "http://127.0.0.1:$iungo_port" namespace example \
+  token example-token public-key "$key" &
+server=$!
 trap 'exit 0' INT TERM # Ctrl-C is how one stops it: not an error
 
 for _ in $(seq 100); do valkey-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-for _ in $(seq 100); do [ "$(valkey-cli -p "$port" --raw iungo info | sed -n '/^sync_version$/{n;p}')" != 0 ] && break; sleep 0.05; done
+for _ in $(seq 100); do [ "$(valkey-cli -p "$port" --raw iungo info | sed -n '/^namespace_version$/{n;p}')" != 0 ] && break; sleep 0.05; done
 
 cat <<MSG
 
 Running, Ctrl-C stops everything:
   iungo UI      http://127.0.0.1:$iungo_port  (admin token: $admin_token), namespace "example"
+                public key $key
   valkey-server 127.0.0.1:$port, following iungo's namespace "example"
 
 Try, in another terminal:

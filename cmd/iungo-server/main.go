@@ -1,9 +1,10 @@
 // Command iungo-server is the reference iungo server: the node API of
 // docs/iungo-protocol.md, an admin API and a web UI, over an embedded
-// SQLite file in --data.
+// SQLite file in --data. Secrets come from the environment or files, never
+// from the command line, which every user of the machine can read (ps).
 //
-//	iungo-server --listen 127.0.0.1:7379 --data ./iungo-data
-//	iungo-server --namespace example --token secret --import testdata/examples/iungo.manifest
+//	IUNGO_ADMIN_TOKEN=... iungo-server --listen 127.0.0.1:7379 --data ./iungo-data
+//	iungo-server --admin-token-file /etc/iungo/admin-token --namespace example --import testdata/examples/iungo.manifest
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/valkey-iungo/valkey-iungo/iungo/server"
@@ -29,32 +31,48 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("iungo-server", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:7379", "address to serve the API and the UI on")
-	data := fs.String("data", "iungo-data", "directory of the SQLite database")
-	adminToken := fs.String("admin-token", os.Getenv("IUNGO_ADMIN_TOKEN"), "token of the admin API and the UI (default $IUNGO_ADMIN_TOKEN, or a random one, printed)")
+	data := fs.String("data", "iungo-data", "directory of the SQLite database (created 0700; the database 0600)")
+	adminTokenFile := fs.String("admin-token-file", "", "file holding the token of the admin API and the UI (default $IUNGO_ADMIN_TOKEN, or a random one, printed)")
 	namespace := fs.String("namespace", "", "create this namespace at start if it does not exist")
-	token := fs.String("token", "", "node token of --namespace when it is created (random if empty)")
+	tokenFile := fs.String("token-file", "", "file holding the node token of --namespace when it is created (default $IUNGO_NODE_TOKEN, or random)")
 	manifest := fs.String("import", "", "import this module manifest into --namespace when it has no script yet")
-	nodeUser := fs.String("node-user", "", "ACL user for pushing IUNGO SYNC to the nodes")
-	nodePassword := fs.String("node-password", os.Getenv("IUNGO_NODE_PASSWORD"), "password for --node-user (default $IUNGO_NODE_PASSWORD)")
+	pushUser := fs.String("push-user", "", "ACL user that pushes to --namespace's nodes authenticate as; its password is $IUNGO_PUSH_PASSWORD")
+	maxNodes := fs.Int("max-nodes", server.DefaultMaxNodes, "nodes one namespace may register")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	adminToken, err := secret(*adminTokenFile, "IUNGO_ADMIN_TOKEN")
+	if err != nil {
+		return err
+	}
+	nodeToken, err := secret(*tokenFile, "IUNGO_NODE_TOKEN")
+	if err != nil {
+		return err
+	}
+	// The database, its journal and anything else written here are the
+	// owner's only: they hold tokens and signing keys.
+	syscall.Umask(0o077)
 	store, err := server.OpenStore(*data)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	store.MaxNodes = *maxNodes
 	if *namespace != "" {
-		if err := prepareNamespace(store, *namespace, *token, *manifest); err != nil {
+		if err := prepareNamespace(store, *namespace, nodeToken, *manifest); err != nil {
 			return err
 		}
+		if *pushUser != "" {
+			if err := store.SetPushCredentials(*namespace, *pushUser, os.Getenv("IUNGO_PUSH_PASSWORD")); err != nil {
+				return err
+			}
+		}
 	}
-	if *adminToken == "" {
-		*adminToken = server.NewToken()
-		fmt.Printf("admin token: %s\n", *adminToken)
+	if adminToken == "" {
+		adminToken = server.NewToken()
+		fmt.Printf("admin token: %s\n", adminToken)
 	}
-	srv := server.New(store, *adminToken)
-	srv.NodeUser, srv.NodePassword = *nodeUser, *nodePassword
+	srv := server.New(store, adminToken)
 	srv.Log = log.New(os.Stderr, "", log.LstdFlags)
 	if err := srv.Open(*listen); err != nil {
 		return err
@@ -67,6 +85,19 @@ func run(ctx context.Context, args []string) error {
 	return nil
 }
 
+// secret reads a secret from a file (trailing newline dropped) or else
+// from an environment variable.
+func secret(file, env string) (string, error) {
+	if file == "" {
+		return os.Getenv(env), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
 // prepareNamespace creates the namespace if needed and imports a manifest
 // into it while it has no script.
 func prepareNamespace(store *server.Store, name, token, manifest string) error {
@@ -77,7 +108,7 @@ func prepareNamespace(store *server.Store, name, token, manifest string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("namespace %s: node token %s\n", ns.Name, ns.Token)
+	fmt.Printf("namespace %s: node token %s, public key %s\n", ns.Name, ns.Token, ns.PublicKey())
 	if manifest == "" {
 		return nil
 	}

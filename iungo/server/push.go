@@ -8,7 +8,7 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
-	"github.com/valkey-iungo/valkey-iungo/module"
+	"github.com/valkey-iungo/valkey-iungo/config"
 )
 
 // PushResult is what one node answered to IUNGO SYNC.
@@ -17,6 +17,7 @@ type PushResult struct {
 	Address string `json:"address"`
 	Version int64  `json:"version,omitempty"`
 	Error   string `json:"error,omitempty"`
+	Skipped string `json:"skipped,omitempty"` // why no push was sent
 }
 
 // pushTimeout bounds one node's answer: the node fetches, compiles and
@@ -24,12 +25,14 @@ type PushResult struct {
 const pushTimeout = 30 * time.Second
 
 // Push sends IUNGO SYNC to every primary node of a namespace, all at once,
-// and returns their answers. Replicas follow their primary.
-func (s *Server) Push(ctx context.Context, ns string) ([]PushResult, error) {
-	if _, err := s.Store.Namespace(ns); err != nil {
+// each on a connection of its own to that node only, and returns their
+// answers. Replicas follow their primary.
+func (s *Server) Push(ctx context.Context, name string) ([]PushResult, error) {
+	ns, err := s.Store.Namespace(name)
+	if err != nil {
 		return nil, err
 	}
-	nodes, err := s.Store.Nodes(ns)
+	nodes, err := s.Store.Nodes(name)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +41,7 @@ func (s *Server) Push(ctx context.Context, ns string) ([]PushResult, error) {
 	for i, n := range nodes {
 		results[i] = PushResult{Node: n.ID, Address: n.Address}
 		if n.Role == "replica" {
-			results[i].Error = "skipped: a replica follows its primary"
+			results[i].Skipped = "a replica follows its primary"
 			continue
 		}
 		wg.Add(1)
@@ -49,17 +52,30 @@ func (s *Server) Push(ctx context.Context, ns string) ([]PushResult, error) {
 					results[i].Error = "internal error"
 				}
 			}()
-			results[i].Version, results[i].Error = s.pushOne(ctx, n.Address)
+			results[i].Version, results[i].Error = pushOne(ctx, n.Address, ns.PushUser, ns.PushPassword)
 		}()
 	}
 	wg.Wait()
 	return results, nil
 }
 
-func (s *Server) pushOne(ctx context.Context, addr string) (int64, string) {
+// Failed counts the results that are failures.
+func Failed(results []PushResult) int {
+	n := 0
+	for _, r := range results {
+		if r.Error != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func pushOne(ctx context.Context, addr, user, password string) (int64, string) {
+	// ForceSingleClient: valkey-go would otherwise discover a cluster and
+	// send the keyless IUNGO SYNC to any of its nodes.
 	c, err := valkey.NewClient(valkey.ClientOption{
-		InitAddress: []string{addr}, Username: s.NodeUser, Password: s.NodePassword,
-		DisableCache: true, ConnWriteTimeout: pushTimeout,
+		InitAddress: []string{addr}, Username: user, Password: password,
+		ForceSingleClient: true, DisableCache: true, DisableRetry: true, ConnWriteTimeout: pushTimeout,
 	})
 	if err != nil {
 		return 0, err.Error()
@@ -74,16 +90,26 @@ func (s *Server) pushOne(ctx context.Context, addr string) (int64, string) {
 	return v, ""
 }
 
-// Health sums a node up: ok, behind (an older version), error (its last
-// sync failed), or stale (no heartbeat for a minute).
-func Health(n Node, version uint64, now time.Time) string {
+// Health sums a node up:
+//
+//	stale     no heartbeat for a minute
+//	error     its last sync failed (last_error says why)
+//	behind    it runs an older version than the namespace's
+//	diverged  it claims the namespace's version (or a newer one) with
+//	          other content: a replay, or a restored iungo
+//	ok        it runs the namespace's version, content included
+//
+// digest and paused are the namespace version's digests.
+func Health(n Node, version uint64, digest, paused string, now time.Time) string {
 	switch {
 	case now.Sub(n.LastSeen) > time.Minute:
 		return "stale"
 	case n.LastError != "":
 		return "error"
-	case n.Role != "replica" && n.SyncVersion < version:
+	case n.NamespaceVersion < version:
 		return "behind"
+	case n.NamespaceVersion > version || n.ConfigDigest != digest && n.ConfigDigest != paused:
+		return "diverged"
 	}
 	return "ok"
 }
@@ -94,12 +120,12 @@ type CheckResult struct {
 	Error string `json:"error,omitempty"`
 }
 
-// checkScript compiles a script with the module's own scripting package.
+// checkScript compiles a script as the module does.
 func checkScript(name, source string) CheckResult {
 	if name == "" {
 		name = "script"
 	}
-	if err := module.CheckScript(name, source); err != nil {
+	if err := config.CheckScript(name, source); err != nil {
 		return CheckResult{Error: strings.TrimPrefix(err.Error(), "ERR ")}
 	}
 	return CheckResult{OK: true}

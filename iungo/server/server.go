@@ -6,6 +6,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -25,18 +26,27 @@ import (
 type Server struct {
 	Store      *Store
 	AdminToken string
-	// NodeUser and NodePassword authenticate pushes to the nodes, if set.
-	NodeUser, NodePassword string
-	Log                    *log.Logger
+	Log        *log.Logger
+	// Timeouts of every connection; the defaults when zero.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 
-	ln  net.Listener
-	srv *http.Server
+	sessions sessions
+	ln       net.Listener
+	srv      *http.Server
 }
 
 // New returns a server over store, whose admin API and UI want adminToken.
 func New(store *Store, adminToken string) *Server {
 	return &Server{Store: store, AdminToken: adminToken, Log: log.New(io.Discard, "", 0)}
 }
+
+// Timeouts of every connection: a client that sends or reads slowly is cut
+// off. Writes may take a push's time.
+const (
+	readTimeout  = 30 * time.Second
+	writeTimeout = pushTimeout + 10*time.Second
+	idleTimeout  = 60 * time.Second
+)
 
 // Open starts listening on addr (host:port; port 0 picks one).
 func (s *Server) Open(addr string) error {
@@ -45,7 +55,9 @@ func (s *Server) Open(addr string) error {
 		return err
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	read := cmp.Or(s.ReadTimeout, readTimeout)
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: min(read, 10*time.Second), ReadTimeout: read,
+		WriteTimeout: cmp.Or(s.WriteTimeout, writeTimeout), IdleTimeout: cmp.Or(s.IdleTimeout, idleTimeout)}
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -92,11 +104,32 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE "+admin+"/{ns}/triggers", s.admin(s.handleDeleteTrigger))
 	mux.HandleFunc("PUT "+admin+"/{ns}/events", s.admin(s.handlePutEvents))
 	mux.HandleFunc("GET "+admin+"/{ns}/nodes", s.admin(s.handleNodes))
+	mux.HandleFunc("DELETE "+admin+"/{ns}/nodes/{id}", s.admin(s.handleDeleteNode))
+	mux.HandleFunc("PUT "+admin+"/{ns}/push-credentials", s.admin(s.handlePushCredentials))
 	mux.HandleFunc("POST "+admin+"/{ns}/push", s.admin(s.handlePush))
 	mux.HandleFunc("POST /admin/v1/check", s.admin(s.handleCheck))
 
 	s.routeUI(mux)
-	return mux
+	return limitBodies(mux)
+}
+
+// Bodies a request may send: nodes send small JSON, the admin API and the
+// UI scripts of up to 1 MiB, escaped.
+const (
+	maxNodeBody  = 64 << 10
+	maxAdminBody = 8 << 20
+)
+
+// limitBodies caps every request's body before any handler reads it.
+func limitBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := int64(maxAdminBody)
+		if strings.HasPrefix(r.URL.Path, iungo.APIPrefix+"/") {
+			limit = maxNodeBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // apiError writes the protocol's error body.
@@ -126,16 +159,14 @@ var (
 	errTooLarge     = errors.New("too large")
 )
 
-// maxRequestBytes bounds what a request body may hold.
-const maxRequestBytes = 8 << 20
-
 func readJSON(r *http.Request, out any) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
+	data, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return fmt.Errorf("%w: the body is over %d bytes", errTooLarge, tooBig.Limit)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", errBadRequest, err)
-	}
-	if len(data) > maxRequestBytes {
-		return fmt.Errorf("%w: the body is over %d MiB", errTooLarge, maxRequestBytes>>20)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%w: the body is not the JSON expected: %v", errBadRequest, err)
@@ -156,31 +187,33 @@ func equalTokens(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// node checks the namespace's token and hands the token on, for signing.
+// node checks the namespace's token. A missing namespace and a wrong
+// token get the same answer: the node API tells nobody which namespaces
+// exist.
 func (s *Server) node(h func(w http.ResponseWriter, r *http.Request, ns Namespace)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ns, err := s.Store.Namespace(r.PathValue("ns"))
-		if err != nil {
-			apiError(w, err)
+		if errors.Is(err, ErrNotFound) || err == nil && !equalTokens(bearer(r), ns.Token) {
+			apiError(w, fmt.Errorf("%w: wrong or missing bearer token, or no such namespace", errUnauthorized))
 			return
 		}
-		if !equalTokens(bearer(r), ns.Token) {
-			apiError(w, fmt.Errorf("%w: wrong or missing bearer token for namespace %q", errUnauthorized, ns.Name))
+		if err != nil {
+			apiError(w, err)
 			return
 		}
 		h(w, r, ns)
 	}
 }
 
-// signed writes a configuration body with its signature.
-func signed(w http.ResponseWriter, token string, v any) {
+// signed writes a configuration body with the namespace's signature.
+func signed(w http.ResponseWriter, ns Namespace, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		apiError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set(iungo.SignatureHeader, iungo.Sign(token, body))
+	w.Header().Set(iungo.SignatureHeader, iungo.Sign(ns.Key, body))
 	_, _ = w.Write(body)
 }
 
@@ -222,7 +255,7 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request, ns Names
 		apiError(w, err)
 		return
 	}
-	signed(w, ns.Token, sn)
+	signed(w, ns, sn)
 }
 
 // handleChanges is GET /api/v1/namespaces/{ns}/changes?since=N.
@@ -239,7 +272,7 @@ func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, ns Namesp
 		apiError(w, err)
 		return
 	}
-	signed(w, ns.Token, c)
+	signed(w, ns, c)
 }
 
 // handlePart is GET /api/v1/namespaces/{ns}/{scripts|triggers|events}.
@@ -261,27 +294,19 @@ func (s *Server) handlePart(w http.ResponseWriter, r *http.Request, ns Namespace
 		apiError(w, fmt.Errorf("%w: no such resource %q", ErrNotFound, part))
 		return
 	}
-	signed(w, ns.Token, out)
+	signed(w, ns, out)
 }
 
-// admin checks the admin token, from the Authorization header or the UI's
-// session cookie.
+// admin checks the admin token in the Authorization header. The UI's
+// session cookie is not enough here: a browser sends it on its own.
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.isAdmin(r) {
+		if !equalTokens(bearer(r), s.AdminToken) {
 			apiError(w, fmt.Errorf("%w: wrong or missing admin token", errUnauthorized))
 			return
 		}
 		h(w, r)
 	}
-}
-
-func (s *Server) isAdmin(r *http.Request) bool {
-	if equalTokens(bearer(r), s.AdminToken) {
-		return true
-	}
-	c, err := r.Cookie(sessionCookie)
-	return err == nil && equalTokens(c.Value, s.AdminToken)
 }
 
 // handleListNamespaces is GET /admin/v1/namespaces.
@@ -291,16 +316,19 @@ func (s *Server) handleListNamespaces(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	type item struct {
-		Name    string `json:"name"`
-		Token   string `json:"token"`
-		Version uint64 `json:"version"`
-	}
-	out := []item{}
+	out := []map[string]any{}
 	for _, ns := range list {
-		out = append(out, item{ns.Name, ns.Token, ns.Version})
+		out = append(out, namespaceJSON(ns))
 	}
 	writeJSON(w, out)
+}
+
+// namespaceJSON is what the admin API shows of a namespace: what a node
+// needs to follow it (the token and the public key it pins), never the
+// signing key or the push password.
+func namespaceJSON(ns Namespace) map[string]any {
+	return map[string]any{"name": ns.Name, "id": ns.ID, "token": ns.Token, "public_key": ns.PublicKey(),
+		"version": ns.Version, "push_user": ns.PushUser}
 }
 
 // handleCreateNamespace is POST /admin/v1/namespaces {"name", "token"}.
@@ -315,7 +343,7 @@ func (s *Server) handleCreateNamespace(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	writeJSON(w, map[string]any{"name": ns.Name, "token": ns.Token, "version": ns.Version})
+	writeJSON(w, namespaceJSON(ns))
 }
 
 // handleGetNamespace is GET /admin/v1/namespaces/{ns}: its snapshot.
@@ -388,28 +416,76 @@ func (s *Server) handlePutEvents(w http.ResponseWriter, r *http.Request) {
 	versionReply(w, v, err)
 }
 
-// handleNodes is GET /admin/v1/namespaces/{ns}/nodes.
+// handleNodes is GET /admin/v1/namespaces/{ns}/nodes: each node with its
+// health, and whether all nodes run the namespace's version.
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
-	ns, err := s.Store.Namespace(r.PathValue("ns"))
+	view, err := s.nodesView(r.PathValue("ns"))
 	if err != nil {
 		apiError(w, err)
 		return
+	}
+	writeJSON(w, view)
+}
+
+// NodesView is what iungo knows of a namespace's nodes.
+type NodesView struct {
+	Version uint64 `json:"version"`
+	Digest  string `json:"digest"`
+	// InStep says that every node reports the namespace's version and its
+	// content.
+	InStep bool       `json:"in_step"`
+	Nodes  []NodeView `json:"nodes"`
+}
+
+// NodeView is one node as the API and the UI show it.
+type NodeView struct {
+	Node
+	Health   string `json:"health"`
+	LastSeen string `json:"last_seen"`
+}
+
+func (s *Server) nodesView(name string) (NodesView, error) {
+	ns, err := s.Store.Namespace(name)
+	if err != nil {
+		return NodesView{}, err
 	}
 	nodes, err := s.Store.Nodes(ns.Name)
 	if err != nil {
+		return NodesView{}, err
+	}
+	digest, paused := s.Store.Digests(ns.Name, ns.Version)
+	v := NodesView{Version: ns.Version, Digest: digest, InStep: true, Nodes: []NodeView{}}
+	now := time.Now()
+	for _, n := range nodes {
+		h := Health(n, ns.Version, digest, paused, now)
+		v.InStep = v.InStep && h == "ok"
+		v.Nodes = append(v.Nodes, NodeView{Node: n, Health: h, LastSeen: n.LastSeen.Format(time.RFC3339)})
+	}
+	return v, nil
+}
+
+// handleDeleteNode is DELETE /admin/v1/namespaces/{ns}/nodes/{id}.
+func (s *Server) handleDeleteNode(w http.ResponseWriter, r *http.Request) {
+	if err := s.Store.DeleteNode(r.PathValue("ns"), r.PathValue("id")); err != nil {
 		apiError(w, err)
 		return
 	}
-	out := []map[string]any{}
-	for _, n := range nodes {
-		out = append(out, map[string]any{
-			"id": n.ID, "address": n.Address, "role": n.Role, "valkey_version": n.ValkeyVersion,
-			"module_version": n.ModuleVersion, "sync_version": n.SyncVersion, "last_sync_at": n.LastSyncAt,
-			"last_error": n.LastError, "runs": n.Runs, "errors": n.Errors, "triggers": n.Triggers,
-			"last_seen": n.LastSeen.Format(time.RFC3339), "health": Health(n, ns.Version, time.Now()),
-		})
+	writeJSON(w, map[string]bool{"deleted": true})
+}
+
+// handlePushCredentials is PUT /admin/v1/namespaces/{ns}/push-credentials
+// {"user", "password"}: what pushes to this namespace's nodes AUTH with.
+func (s *Server) handlePushCredentials(w http.ResponseWriter, r *http.Request) {
+	var in struct{ User, Password string }
+	if err := readJSON(r, &in); err != nil {
+		apiError(w, err)
+		return
 	}
-	writeJSON(w, out)
+	if err := s.Store.SetPushCredentials(r.PathValue("ns"), in.User, in.Password); err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, map[string]bool{"ok": true})
 }
 
 // handlePush is POST /admin/v1/namespaces/{ns}/push.

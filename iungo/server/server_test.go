@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -47,8 +49,12 @@ func call(t *testing.T, method, u, token, body string) (int, string) {
 func TestClientAgainstServer(t *testing.T) {
 	s, hs := mustOpenServer(t)
 	ctx := context.Background()
-	c := &iungo.Client{Endpoint: hs.URL, Namespace: "shop", Token: "tok"}
-	_, err := c.Heartbeat(ctx, "n1", iungo.Health{})
+	ns, err := s.Store.Namespace("shop")
+	require.NoError(t, err)
+	pub, err := iungo.ParsePublicKey(ns.PublicKey())
+	require.NoError(t, err)
+	c := &iungo.Client{Endpoint: hs.URL, Namespace: "shop", Token: "tok", PublicKey: pub}
+	_, err = c.Heartbeat(ctx, "n1", iungo.Health{Role: "primary"})
 	require.True(t, iungo.IsNotFound(err), "a heartbeat before registering is 404: %v", err)
 	reply, err := c.Register(ctx, iungo.Registration{NodeID: "n1", Address: "127.0.0.1:1", Role: "primary"})
 	require.NoError(t, err)
@@ -72,8 +78,10 @@ func TestClientAgainstServer(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, upd.Delta)
 	assert.Equal(t, []iungo.Script{{Name: "b", Source: "return 2"}}, upd.Delta.Scripts.Set)
+	assert.Equal(t, sn.Digest, upd.Delta.FromDigest)
+	assert.Nil(t, upd.Delta.Events, "events did not change")
 
-	reply, err = c.Heartbeat(ctx, "n1", iungo.Health{SyncVersion: 3, Role: "primary", Runs: 5})
+	reply, err = c.Heartbeat(ctx, "n1", iungo.Health{NamespaceVersion: 3, Role: "primary", Runs: 5})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(4), reply.Version)
 	nodes, err := s.Store.Nodes("shop")
@@ -81,17 +89,25 @@ func TestClientAgainstServer(t *testing.T) {
 	require.Len(t, nodes, 1)
 	assert.Equal(t, uint64(5), nodes[0].Runs)
 
-	wrong := &iungo.Client{Endpoint: hs.URL, Namespace: "shop", Token: "nope"}
+	wrong := &iungo.Client{Endpoint: hs.URL, Namespace: "shop", Token: "nope", PublicKey: pub}
 	_, err = wrong.Snapshot(ctx)
 	require.ErrorContains(t, err, "401 unauthorized")
-	other := &iungo.Client{Endpoint: hs.URL, Namespace: "nope", Token: "tok"}
-	_, err = other.Snapshot(ctx)
-	require.ErrorContains(t, err, `404 not_found: not found: namespace "nope" does not exist`)
+	other := &iungo.Client{Endpoint: hs.URL, Namespace: "nope", Token: "tok", PublicKey: pub}
+	_, errOther := other.Snapshot(ctx)
+	assert.Equal(t, err.Error(), errOther.Error(), "a missing namespace answers as a wrong token does")
 }
 
-// Ensure every configuration body is signed with the namespace's token.
+// Ensure every configuration body is signed with the namespace's key, and
+// with nothing a node holds.
 func TestSignatures(t *testing.T) {
-	_, hs := mustOpenServer(t)
+	s, hs := mustOpenServer(t)
+	ns, err := s.Store.Namespace("shop")
+	require.NoError(t, err)
+	pub, err := iungo.ParsePublicKey(ns.PublicKey())
+	require.NoError(t, err)
+	web, err := s.Store.CreateNamespace("web", "tok2")
+	require.NoError(t, err)
+	assert.NotEqual(t, ns.PublicKey(), web.PublicKey(), "a key per namespace")
 	for _, path := range []string{"snapshot", "changes?since=0", "scripts", "triggers", "events"} {
 		req, _ := http.NewRequest("GET", hs.URL+iungo.APIPrefix+"/namespaces/shop/"+path, nil)
 		req.Header.Set("Authorization", "Bearer tok")
@@ -100,7 +116,7 @@ func TestSignatures(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		require.Equal(t, 200, resp.StatusCode, path)
-		require.NoError(t, iungo.Verify("tok", body, resp.Header.Get(iungo.SignatureHeader)), path)
+		require.NoError(t, iungo.Verify(pub, body, resp.Header.Get(iungo.SignatureHeader)), path)
 	}
 }
 
@@ -120,7 +136,7 @@ func TestAdminAPI(t *testing.T) {
 	}{
 		{"POST", "", `{"name":"web","token":"t2"}`, 200, `"token":"t2"`},
 		{"POST", "", `{"name":"web"}`, 409, `namespace \"web\" exists`},
-		{"POST", "", `{"name":"bad name"}`, 400, "use 1 to 128 letters"},
+		{"POST", "", `{"name":"bad name"}`, 400, "use letters, digits"},
 		{"POST", "", `{"name":`, 400, "not the JSON expected"},
 		{"PUT", "/shop/scripts/a", `{"source":"return ("}`, 400, `script \"a\" does not compile: line 1`},
 		{"PUT", "/shop/scripts/a", `{"source":"return 1"}`, 200, `"version":2`},
@@ -134,7 +150,10 @@ func TestAdminAPI(t *testing.T) {
 		{"GET", "/shop", "", 200, `"events":["hash","expired"]`},
 		{"GET", "/nope", "", 404, "does not exist"},
 		{"POST", "/shop/push", "", 200, "[]"},
-		{"GET", "/shop/nodes", "", 200, "[]"},
+		{"GET", "/shop/nodes", "", 200, `"in_step":true,"nodes":[]`},
+		{"DELETE", "/shop/nodes/ghost", "", 404, `no node \"ghost\"`},
+		{"PUT", "/shop/push-credentials", `{"user":"pusher","password":"pw"}`, 200, "ok"},
+		{"GET", "/shop", "", 200, `"digest":"sha256:`},
 	} {
 		code, body := call(t, c.method, base+c.path, "adm", c.body)
 		assert.Equal(t, c.code, code, "%s %s: %s", c.method, c.path, body)
@@ -146,6 +165,46 @@ func TestAdminAPI(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &check))
 	assert.False(t, check.OK)
 	assert.Contains(t, check.Error, "line 1")
+}
+
+// login logs in to the UI and returns a client that keeps the session
+// cookie, and the session's CSRF token.
+func login(t *testing.T, hs *httptest.Server) (*http.Client, string) {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(hs.URL+"/login", url.Values{"token": {"adm"}})
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(string(body))
+	require.NotNil(t, m, "a logged-in page carries the CSRF token")
+	for _, ck := range jar.Cookies(mustURL(t, hs.URL)) {
+		require.NotEqual(t, "adm", ck.Value, "the cookie is a session id, not the admin token")
+	}
+	return c, m[1]
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	require.NoError(t, err)
+	return u
+}
+
+// postForm posts a UI form with the given headers.
+func postForm(t *testing.T, c *http.Client, u string, form url.Values, headers map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // Ensure the UI asks for the admin token and then serves its pages, and a
@@ -165,10 +224,9 @@ func TestUI(t *testing.T) {
 	resp.Body.Close()
 	assert.Contains(t, string(body), "That is not the admin token")
 
+	c, csrf := login(t, hs)
 	get := func(path string) string {
-		req, _ := http.NewRequest("GET", hs.URL+path, nil)
-		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: "adm"})
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := c.Get(hs.URL + path)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
@@ -177,20 +235,59 @@ func TestUI(t *testing.T) {
 	}
 	assert.Contains(t, get("/"), `href="/ui/ns/shop"`)
 	page := get("/ui/ns/shop")
-	for _, id := range []string{`id="push"`, `id="route-pattern"`, `id="script-new"`, `id="nodes"`, `value="hash"`} {
+	for _, id := range []string{`id="push"`, `id="route-pattern"`, `id="script-new"`, `id="nodes"`, `value="hash"`, `id="public-key"`} {
 		assert.Contains(t, page, id)
 	}
 	assert.Contains(t, get("/ui/ns/shop/new-script"), `id="script-source"`)
 	assert.Contains(t, get("/static/style.css"), "--accent")
 
-	form := url.Values{"name": {"bad"}, "source": {"return ("}}
-	req, _ := http.NewRequest("POST", hs.URL+"/ui/ns/shop/scripts", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: "adm"})
-	resp, err = http.DefaultClient.Do(req)
+	code, body2 := postForm(t, c, hs.URL+"/ui/ns/shop/scripts", url.Values{"name": {"bad"}, "source": {"return ("}, "csrf": {csrf}}, nil)
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body2, "Not saved: script &#34;bad&#34; does not compile: line 1")
+	assert.Contains(t, body2, "return (", "the unsaved source comes back")
+}
+
+// Ensure UI requests that change anything need the session's CSRF token
+// and the UI's own origin (another port of the same host is same-site,
+// which SameSite=Strict lets through), and logging out revokes the
+// session on the server.
+func TestUICSRFAndSessions(t *testing.T) {
+	s, hs := mustOpenServer(t)
+	c, csrf := login(t, hs)
+	add := func(form url.Values, headers map[string]string) int {
+		code, _ := postForm(t, c, hs.URL+"/ui/ns/shop/scripts", form, headers)
+		return code
+	}
+	script := url.Values{"name": {"evil"}, "source": {"return 1"}}
+	assert.Equal(t, 403, add(script, nil), "no CSRF token")
+	withToken := url.Values{"name": {"evil"}, "source": {"return 1"}, "csrf": {"0123"}}
+	assert.Equal(t, 403, add(withToken, nil), "a wrong CSRF token")
+	withToken.Set("csrf", csrf)
+	assert.Equal(t, 403, add(withToken, map[string]string{"Origin": "http://127.0.0.1:9"}), "another origin")
+	assert.Equal(t, 403, add(withToken, map[string]string{"Sec-Fetch-Site": "same-site"}), "another port of the same host")
+	sn, err := s.Store.Snapshot("shop")
 	require.NoError(t, err)
-	body, _ = io.ReadAll(resp.Body)
+	assert.Empty(t, sn.Scripts, "nothing was saved")
+	assert.Equal(t, 200, add(withToken, map[string]string{"Origin": hs.URL, "Sec-Fetch-Site": "same-origin"}))
+
+	// The cookie, copied before logout, is worth nothing after it.
+	cookies := c.Jar.Cookies(mustURL(t, hs.URL))
+	code, _ := postForm(t, c, hs.URL+"/logout", url.Values{"csrf": {csrf}}, nil)
+	assert.Equal(t, 200, code) // the login page, after the redirect
+	stale := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", hs.URL+"/ui/ns/shop", nil)
+	for _, ck := range cookies {
+		req.AddCookie(ck)
+	}
+	resp, err := stale.Do(req)
+	require.NoError(t, err)
 	resp.Body.Close()
-	assert.Contains(t, string(body), "Not saved: script &#34;bad&#34; does not compile: line 1")
-	assert.Contains(t, string(body), "return (", "the unsaved source comes back")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "the session ended on the server")
+
+	// Messages travel in the session, never in the URL.
+	resp, err = http.Get(hs.URL + "/login?err=%3Cb%3EYour+token+expired%2C+use+evil.example%3C%2Fb%3E")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.NotContains(t, string(b), "evil.example")
 }

@@ -1,12 +1,16 @@
 package server
 
 import (
+	"cmp"
+	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,8 +20,8 @@ import (
 
 	_ "modernc.org/sqlite" // the embedded, pure-Go SQLite driver
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/iungo"
-	"github.com/valkey-iungo/valkey-iungo/module"
 )
 
 // historyLength is how many changes per namespace the store keeps for
@@ -32,41 +36,69 @@ var (
 
 // Namespace groups nodes that share one configuration.
 type Namespace struct {
-	Name      string
-	Token     string
+	Name  string
+	ID    string // identity: made at creation, kept by backups
+	Token string
+	// Key signs the namespace's configurations; nodes pin its public half.
+	Key       ed25519.PrivateKey
 	Version   uint64
 	Events    []string
 	CreatedAt time.Time
+	// PushUser and PushPassword authenticate pushes to this namespace's
+	// nodes, if set.
+	PushUser, PushPassword string
+}
+
+// PublicKey is the key nodes pin (iungo.public-key), as text.
+func (ns Namespace) PublicKey() string {
+	return iungo.PublicKeyString(ns.Key.Public().(ed25519.PublicKey))
 }
 
 // Node is what a node said at registration and in its last heartbeat.
 type Node struct {
-	Namespace     string
-	ID            string
-	Address       string
-	ValkeyVersion string
-	ModuleVersion string
-	Role          string
-	RegisteredAt  time.Time
-	LastSeen      time.Time
-	SyncVersion   uint64
-	LastSyncAt    string
-	LastError     string
-	Runs, Errors  uint64
-	Triggers      int
+	Namespace        string
+	ID               string
+	Address          string
+	ValkeyVersion    string
+	ModuleVersion    string
+	Role             string
+	RegisteredAt     time.Time
+	LastSeen         time.Time
+	NamespaceVersion uint64 // the version of the namespace the node runs
+	ConfigDigest     string // the digest of what it runs
+	LastSyncAt       string
+	LastError        string
+	Runs, Errors     uint64
+	Triggers         int
 }
 
 // Store keeps namespaces, their configurations, their change history and
-// their nodes in an SQLite database file.
+// their nodes in an SQLite database file, readable by its owner only: it
+// holds the tokens and the signing keys.
 type Store struct {
-	db *sql.DB
-	mu sync.Mutex // one writer at a time
+	db       *sql.DB
+	mu       sync.Mutex // one writer at a time
+	MaxNodes int        // per namespace; DefaultMaxNodes if 0
 }
+
+// DefaultMaxNodes bounds the nodes one namespace may register.
+const DefaultMaxNodes = 1000
+
+// Limits on what a node may send.
+const (
+	maxAddressBytes = 255
+	maxVersionBytes = 64
+	maxErrorBytes   = 1024
+)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS namespaces (
-	name TEXT PRIMARY KEY, token TEXT NOT NULL, version INTEGER NOT NULL,
-	events TEXT NOT NULL, created_at TEXT NOT NULL);
+	name TEXT PRIMARY KEY, id TEXT NOT NULL, token TEXT NOT NULL, signing_key TEXT NOT NULL,
+	version INTEGER NOT NULL, events TEXT NOT NULL, created_at TEXT NOT NULL,
+	push_user TEXT NOT NULL DEFAULT '', push_password TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS versions (
+	ns TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL, paused_digest TEXT NOT NULL,
+	at TEXT NOT NULL, PRIMARY KEY (ns, version));
 CREATE TABLE IF NOT EXISTS scripts (
 	ns TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (ns, name));
 CREATE TABLE IF NOT EXISTS triggers (
@@ -78,17 +110,30 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE TABLE IF NOT EXISTS nodes (
 	ns TEXT NOT NULL, id TEXT NOT NULL, address TEXT NOT NULL, valkey_version TEXT NOT NULL,
 	module_version TEXT NOT NULL, role TEXT NOT NULL, registered_at TEXT NOT NULL,
-	last_seen TEXT NOT NULL, sync_version INTEGER NOT NULL DEFAULT 0, last_sync_at TEXT NOT NULL DEFAULT '',
+	last_seen TEXT NOT NULL, namespace_version INTEGER NOT NULL DEFAULT 0, config_digest TEXT NOT NULL DEFAULT '',
+	last_sync_at TEXT NOT NULL DEFAULT '',
 	last_error TEXT NOT NULL DEFAULT '', runs INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
 	triggers INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ns, id));
 `
 
-// OpenStore opens (creating it if needed) the database in dir.
+// OpenStore opens (creating it if needed) the database in dir. The
+// directory and the files are its owner's only.
 func OpenStore(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "iungo.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	path := filepath.Join(dir, "iungo.db")
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		if err := os.Chmod(name, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
 	if err != nil {
 		return nil, err
 	}
@@ -115,21 +160,38 @@ func now() string { return time.Now().UTC().Format(time.RFC3339) }
 // CreateNamespace creates an empty namespace with the default event
 // classes; an empty token gets a random one.
 func (s *Store) CreateNamespace(name, token string) (Namespace, error) {
-	if !iungo.ValidName(name) {
-		return Namespace{}, fmt.Errorf("%w: namespace name %q: use 1 to 128 letters, digits, '_', '-', '.' or ':'", errBadRequest, name)
+	if err := config.CheckName("namespace", name); err != nil {
+		return Namespace{}, fmt.Errorf("%w: %v", errBadRequest, err)
 	}
 	if token == "" {
 		token = NewToken()
 	}
-	events, _ := json.Marshal(module.ClassNames(module.DefaultClasses))
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return Namespace{}, err
+	}
+	events := config.ClassNames(config.DefaultClasses)
+	initial := config.Config{Classes: config.DefaultClasses}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.db.Exec(`INSERT INTO namespaces (name, token, version, events, created_at) VALUES (?, ?, 1, ?, ?)`,
-		name, token, string(events), now())
+	tx, err := s.db.Begin()
+	if err != nil {
+		return Namespace{}, err
+	}
+	defer tx.Rollback()
+	t := now()
+	_, err = tx.Exec(`INSERT INTO namespaces (name, id, token, signing_key, version, events, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)`,
+		name, NewToken()[:32], token, base64.StdEncoding.EncodeToString(key.Seed()), payload(events), t)
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
 			return Namespace{}, fmt.Errorf("%w: namespace %q exists", ErrConflict, name)
 		}
+		return Namespace{}, err
+	}
+	if err := recordVersion(tx, name, 1, initial, t); err != nil {
+		return Namespace{}, err
+	}
+	if err := tx.Commit(); err != nil {
 		return Namespace{}, err
 	}
 	return s.Namespace(name)
@@ -177,9 +239,10 @@ type querier interface {
 
 func namespace(q querier, name string) (Namespace, error) {
 	var ns Namespace
-	var events, created string
-	err := q.QueryRow(`SELECT name, token, version, events, created_at FROM namespaces WHERE name = ?`, name).
-		Scan(&ns.Name, &ns.Token, &ns.Version, &events, &created)
+	var events, created, seed string
+	err := q.QueryRow(`SELECT name, id, token, signing_key, version, events, created_at, push_user, push_password
+		FROM namespaces WHERE name = ?`, name).
+		Scan(&ns.Name, &ns.ID, &ns.Token, &seed, &ns.Version, &events, &created, &ns.PushUser, &ns.PushPassword)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ns, fmt.Errorf("%w: namespace %q does not exist", ErrNotFound, name)
 	}
@@ -187,6 +250,11 @@ func namespace(q querier, name string) (Namespace, error) {
 		return ns, err
 	}
 	ns.CreatedAt, _ = time.Parse(time.RFC3339, created)
+	b, err := base64.StdEncoding.DecodeString(seed)
+	if err != nil || len(b) != ed25519.SeedSize {
+		return ns, fmt.Errorf("namespace %q: its signing key is unreadable", name)
+	}
+	ns.Key = ed25519.NewKeyFromSeed(b)
 	err = json.Unmarshal([]byte(events), &ns.Events)
 	return ns, err
 }
@@ -197,11 +265,24 @@ func (s *Store) Snapshot(name string) (iungo.Snapshot, error) {
 }
 
 func snapshot(q querier, name string) (iungo.Snapshot, error) {
+	sn, err := snapshotContent(q, name)
+	if err != nil {
+		return sn, err
+	}
+	if err := q.QueryRow(`SELECT digest FROM versions WHERE ns = ? AND version = ?`, name, sn.Version).Scan(&sn.Digest); err != nil {
+		return sn, fmt.Errorf("namespace %q has no digest for version %d: %w", name, sn.Version, err)
+	}
+	return sn, nil
+}
+
+// snapshotContent is the snapshot without its digest.
+func snapshotContent(q querier, name string) (iungo.Snapshot, error) {
 	ns, err := namespace(q, name)
 	if err != nil {
 		return iungo.Snapshot{}, err
 	}
-	sn := iungo.Snapshot{Namespace: name, Version: ns.Version, Events: ns.Events, Scripts: []iungo.Script{}, Triggers: []iungo.Trigger{}}
+	sn := iungo.Snapshot{Namespace: name, NamespaceID: ns.ID, Version: ns.Version, Events: ns.Events,
+		Scripts: []iungo.Script{}, Triggers: []iungo.Trigger{}}
 	rows, err := q.Query(`SELECT name, source FROM scripts WHERE ns = ? ORDER BY name`, name)
 	if err != nil {
 		return sn, err
@@ -266,10 +347,36 @@ func (s *Store) mutate(name string, fn func(tx *sql.Tx) ([]change, error)) (uint
 			return 0, err
 		}
 	}
+	// The digest of what the new version holds: nodes check that the
+	// version they apply names exactly this.
+	sn, err := snapshotContent(tx, name)
+	if err != nil {
+		return 0, err
+	}
+	c, err := sn.Config()
+	if err != nil {
+		return 0, err
+	}
+	if err := recordVersion(tx, name, version, c, now()); err != nil {
+		return 0, err
+	}
 	if _, err := tx.Exec(`DELETE FROM changes WHERE ns = ? AND version <= ?`, name, int64(version)-historyLength); err != nil {
 		return 0, err
 	}
+	if _, err := tx.Exec(`DELETE FROM versions WHERE ns = ? AND version <= ?`, name, int64(version)-historyLength); err != nil {
+		return 0, err
+	}
 	return version, tx.Commit()
+}
+
+// recordVersion keeps the digests of a version: of its content, and of
+// its content paused, which is what a node paused on it reports.
+func recordVersion(tx *sql.Tx, ns string, version uint64, c config.Config, at string) error {
+	paused := c
+	paused.Paused = true
+	_, err := tx.Exec(`INSERT OR REPLACE INTO versions (ns, version, digest, paused_digest, at) VALUES (?, ?, ?, ?, ?)`,
+		ns, version, iungo.ContentDigest(c), config.Digest(paused), at)
+	return err
 }
 
 func payload(v any) string {
@@ -279,7 +386,7 @@ func payload(v any) string {
 
 // SetScript adds or replaces a script; it must compile.
 func (s *Store) SetScript(ns, name, source string) (uint64, error) {
-	if err := module.CheckScript(name, source); err != nil {
+	if err := config.CheckScript(name, source); err != nil {
 		return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
 	}
 	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
@@ -313,7 +420,7 @@ func (s *Store) DeleteScript(ns, name string) (uint64, error) {
 // SetTrigger adds a trigger or updates the script and state of the one
 // with the same pattern and events.
 func (s *Store) SetTrigger(ns string, t iungo.Trigger) (uint64, error) {
-	events, err := module.CheckTrigger(t.Pattern, t.Events)
+	events, err := config.CheckTrigger(t.Pattern, t.Events)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
 	}
@@ -336,7 +443,7 @@ func (s *Store) SetTrigger(ns string, t iungo.Trigger) (uint64, error) {
 
 // DeleteTrigger removes a trigger.
 func (s *Store) DeleteTrigger(ns, pattern, events string) (uint64, error) {
-	norm, err := module.CheckTrigger(pattern, events)
+	norm, err := config.CheckTrigger(pattern, events)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
 	}
@@ -356,11 +463,11 @@ func (s *Store) DeleteTrigger(ns, pattern, events string) (uint64, error) {
 func (s *Store) SetEvents(ns string, classes []string) (uint64, error) {
 	names := []string{}
 	if len(classes) > 0 {
-		mask, err := module.ParseClasses(classes)
+		mask, err := config.ParseClasses(classes)
 		if err != nil {
 			return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
 		}
-		names = module.ClassNames(mask)
+		names = config.ClassNames(mask)
 	}
 	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
 		_, err := tx.Exec(`UPDATE namespaces SET events = ? WHERE name = ?`, payload(names), ns)
@@ -386,18 +493,29 @@ func (s *Store) Changes(name string, since uint64) (any, error) {
 		sn.Kind = iungo.KindSnapshot
 		return sn, err
 	}
-	switch {
-	case since == ns.Version:
-		return iungo.Changes{Namespace: name, Kind: iungo.KindDelta, From: since, Version: since}, nil
-	case since == 0 || since > ns.Version || !oldest.Valid || since+1 < uint64(oldest.Int64):
+	digest := func(v uint64) (string, error) {
+		var d string
+		err := s.db.QueryRow(`SELECT digest FROM versions WHERE ns = ? AND version = ?`, name, v).Scan(&d)
+		return d, err
+	}
+	if since == 0 || since > ns.Version || !oldest.Valid && since != ns.Version || oldest.Valid && since+1 < uint64(oldest.Int64) {
 		return full()
+	}
+	d := iungo.Changes{Namespace: name, NamespaceID: ns.ID, Kind: iungo.KindDelta, From: since, Version: ns.Version}
+	if d.FromDigest, err = digest(since); err != nil {
+		return full()
+	}
+	if d.Digest, err = digest(ns.Version); err != nil {
+		return nil, err
+	}
+	if since == ns.Version {
+		return d, nil
 	}
 	rows, err := s.db.Query(`SELECT op, payload FROM changes WHERE ns = ? AND version > ? ORDER BY version, rowid`, name, since)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	d := iungo.Changes{Namespace: name, Kind: iungo.KindDelta, From: since, Version: ns.Version}
 	scripts := map[string]*iungo.Script{} // nil: unset
 	var scriptOrder []string
 	type tk = iungo.TriggerKey
@@ -435,7 +553,9 @@ func (s *Store) Changes(name string, since uint64) (any, error) {
 			err = json.Unmarshal([]byte(p), &k)
 			latest(&triggerOrder, triggers, k, nil)
 		case "events":
-			err = json.Unmarshal([]byte(p), &d.Events)
+			var events []string
+			err = json.Unmarshal([]byte(p), &events)
+			d.Events = &events
 		}
 		if err != nil {
 			return nil, fmt.Errorf("change %s of namespace %q is unreadable: %w", op, name, err)
@@ -470,8 +590,8 @@ func latest[K comparable, V any](order *[]K, m map[K]*V, k K, v *V) {
 // RegisterNode records a node's registration and returns the namespace's
 // version.
 func (s *Store) RegisterNode(ns string, r iungo.Registration) (uint64, error) {
-	if !iungo.ValidName(r.NodeID) {
-		return 0, fmt.Errorf("%w: node id %q", errBadRequest, r.NodeID)
+	if err := checkRegistration(r); err != nil {
+		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -479,26 +599,81 @@ func (s *Store) RegisterNode(ns string, r iungo.Registration) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	var address string
+	err = s.db.QueryRow(`SELECT address FROM nodes WHERE ns = ? AND id = ?`, ns, r.NodeID).Scan(&address)
+	switch {
+	case err == nil && address != r.Address:
+		// Pushes carry the namespace's credentials: a node token must
+		// not redirect another node's pushes.
+		return 0, fmt.Errorf("%w: node %q is registered at %s, not %s; an admin can remove it (DELETE /admin/v1/namespaces/%s/nodes/%s) to register it anew",
+			ErrConflict, r.NodeID, address, r.Address, ns, r.NodeID)
+	case errors.Is(err, sql.ErrNoRows):
+		var count int
+		if err := s.db.QueryRow(`SELECT COUNT(*) FROM nodes WHERE ns = ?`, ns).Scan(&count); err != nil {
+			return 0, err
+		}
+		if max := cmp.Or(s.MaxNodes, DefaultMaxNodes); count >= max {
+			return 0, fmt.Errorf("%w: namespace %q has %d nodes, its limit; an admin can remove nodes", ErrConflict, ns, max)
+		}
+	case err != nil:
+		return 0, err
+	}
 	t := now()
 	_, err = s.db.Exec(`INSERT INTO nodes (ns, id, address, valkey_version, module_version, role, registered_at, last_seen)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ns, id) DO UPDATE SET address = excluded.address,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ns, id) DO UPDATE SET
 		valkey_version = excluded.valkey_version, module_version = excluded.module_version, role = excluded.role,
 		registered_at = excluded.registered_at, last_seen = excluded.last_seen`,
 		ns, r.NodeID, r.Address, r.ValkeyVersion, r.ModuleVersion, r.Role, t, t)
 	return n.Version, err
 }
 
+// checkRegistration bounds every field a node sends at registration.
+func checkRegistration(r iungo.Registration) error {
+	if err := config.CheckName("node id", r.NodeID); err != nil {
+		return fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	host, port, err := net.SplitHostPort(r.Address)
+	if err != nil || host == "" || port == "" || len(r.Address) > maxAddressBytes {
+		return fmt.Errorf("%w: address %q: want host:port, at most %d bytes", errBadRequest, truncate(r.Address), maxAddressBytes)
+	}
+	if len(r.ValkeyVersion) > maxVersionBytes || len(r.ModuleVersion) > maxVersionBytes {
+		return fmt.Errorf("%w: versions are at most %d bytes", errBadRequest, maxVersionBytes)
+	}
+	return checkRole(r.Role)
+}
+
+func checkRole(role string) error {
+	if role != "primary" && role != "replica" {
+		return fmt.Errorf("%w: role %q: want primary or replica", errBadRequest, truncate(role))
+	}
+	return nil
+}
+
+// truncate keeps what a caller sent short in an error message.
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
 // Heartbeat records a node's health and returns the namespace's version.
 func (s *Store) Heartbeat(ns, id string, h iungo.Health) (uint64, error) {
+	if err := checkRole(h.Role); err != nil {
+		return 0, err
+	}
+	if len(h.LastError) > maxErrorBytes || len(h.LastSyncAt) > maxVersionBytes || len(h.ConfigDigest) > maxVersionBytes+16 {
+		return 0, fmt.Errorf("%w: last_error is at most %d bytes, last_sync_at and config_digest %d", errBadRequest, maxErrorBytes, maxVersionBytes)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, err := namespace(s.db, ns)
 	if err != nil {
 		return 0, err
 	}
-	res, err := s.db.Exec(`UPDATE nodes SET last_seen = ?, sync_version = ?, last_sync_at = ?, last_error = ?,
-		runs = ?, errors = ?, triggers = ?, role = ? WHERE ns = ? AND id = ?`,
-		now(), h.SyncVersion, h.LastSyncAt, h.LastError, h.Runs, h.Errors, h.Triggers, h.Role, ns, id)
+	res, err := s.db.Exec(`UPDATE nodes SET last_seen = ?, namespace_version = ?, config_digest = ?, last_sync_at = ?,
+		last_error = ?, runs = ?, errors = ?, triggers = ?, role = ? WHERE ns = ? AND id = ?`,
+		now(), h.NamespaceVersion, h.ConfigDigest, h.LastSyncAt, h.LastError, h.Runs, h.Errors, h.Triggers, h.Role, ns, id)
 	if err != nil {
 		return 0, err
 	}
@@ -508,10 +683,46 @@ func (s *Store) Heartbeat(ns, id string, h iungo.Health) (uint64, error) {
 	return n.Version, nil
 }
 
+// DeleteNode forgets a node; it may register again.
+func (s *Store) DeleteNode(ns, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := s.db.Exec(`DELETE FROM nodes WHERE ns = ? AND id = ?`, ns, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: no node %q in namespace %q", ErrNotFound, id, ns)
+	}
+	return nil
+}
+
+// SetPushCredentials sets the ACL user and password pushes to the
+// namespace's nodes authenticate with; empty: none.
+func (s *Store) SetPushCredentials(ns, user, password string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := s.db.Exec(`UPDATE namespaces SET push_user = ?, push_password = ? WHERE name = ?`, user, password, ns)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: namespace %q does not exist", ErrNotFound, ns)
+	}
+	return nil
+}
+
+// Digests returns the digests of a version of a namespace, unpaused and
+// paused, or "" when it is not known (older than the history kept).
+func (s *Store) Digests(ns string, version uint64) (digest, paused string) {
+	_ = s.db.QueryRow(`SELECT digest, paused_digest FROM versions WHERE ns = ? AND version = ?`, ns, version).Scan(&digest, &paused)
+	return digest, paused
+}
+
 // Nodes lists a namespace's nodes by id.
 func (s *Store) Nodes(ns string) ([]Node, error) {
 	rows, err := s.db.Query(`SELECT id, address, valkey_version, module_version, role, registered_at, last_seen,
-		sync_version, last_sync_at, last_error, runs, errors, triggers FROM nodes WHERE ns = ? ORDER BY id`, ns)
+		namespace_version, config_digest, last_sync_at, last_error, runs, errors, triggers FROM nodes WHERE ns = ? ORDER BY id`, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -521,7 +732,7 @@ func (s *Store) Nodes(ns string) ([]Node, error) {
 		n := Node{Namespace: ns}
 		var reg, seen string
 		if err := rows.Scan(&n.ID, &n.Address, &n.ValkeyVersion, &n.ModuleVersion, &n.Role, &reg, &seen,
-			&n.SyncVersion, &n.LastSyncAt, &n.LastError, &n.Runs, &n.Errors, &n.Triggers); err != nil {
+			&n.NamespaceVersion, &n.ConfigDigest, &n.LastSyncAt, &n.LastError, &n.Runs, &n.Errors, &n.Triggers); err != nil {
 			return nil, err
 		}
 		n.RegisteredAt, _ = time.Parse(time.RFC3339, reg)
@@ -534,7 +745,7 @@ func (s *Store) Nodes(ns string) ([]Node, error) {
 // ImportManifest loads a module manifest (scripts by file, triggers, event
 // classes) into an empty namespace, for a first start.
 func (s *Store) ImportManifest(ns, path string) error {
-	mf, err := module.LoadManifest(path)
+	mf, err := config.LoadManifest(path)
 	if err != nil {
 		return err
 	}
@@ -549,7 +760,7 @@ func (s *Store) ImportManifest(ns, path string) error {
 		}
 	}
 	if mf.Classes != nil {
-		if _, err := s.SetEvents(ns, module.ClassNames(*mf.Classes)); err != nil {
+		if _, err := s.SetEvents(ns, config.ClassNames(*mf.Classes)); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"embed"
 	"errors"
 	"html/template"
@@ -11,14 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/iungo"
-	"github.com/valkey-iungo/valkey-iungo/module"
 )
 
 //go:embed ui
 var uiFiles embed.FS
-
-const sessionCookie = "iungo_session"
 
 var pages = map[string]*template.Template{}
 
@@ -32,12 +31,15 @@ func init() {
 type page struct {
 	Title, Namespace, Msg, Err string
 	LoggedIn                   bool
+	CSRF                       string // every form sends it back
+	PublicKey                  string // of the namespace: what nodes pin
 
 	Namespaces []Namespace
 	Snapshot   iungo.Snapshot
 	Scripts    []scriptRow
 	Classes    []classBox
 	Nodes      []nodeRow
+	InStep     bool
 	Pushed     []PushResult
 
 	New          bool
@@ -55,18 +57,17 @@ type classBox struct {
 	On   bool
 }
 
-type nodeRow struct {
-	Node
-	Health   string
-	LastSeen string
-}
+type nodeRow = NodeView
 
 func (s *Server) routeUI(mux *http.ServeMux) {
 	static, _ := fs.Sub(uiFiles, "ui")
 	mux.Handle("GET /static/style.css", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /static/script.js", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /login", s.handleLoginPage)
 	mux.HandleFunc("POST /login", s.handleLogin)
-	mux.HandleFunc("POST /logout", s.handleLogout)
+	mux.HandleFunc("POST /logout", s.ui(s.handleLogout))
+	mux.HandleFunc("POST /ui/check", s.ui(s.handleCheck))
+	mux.HandleFunc("POST /ui/ns/{ns}/nodes/delete", s.ui(s.handleUIDeleteNode))
 	mux.HandleFunc("GET /{$}", s.ui(s.handleHome))
 	mux.HandleFunc("POST /ui/namespaces", s.ui(s.handleUICreateNamespace))
 	mux.HandleFunc("GET /ui/ns/{ns}", s.ui(s.handleUINamespace))
@@ -81,40 +82,29 @@ func (s *Server) routeUI(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/ns/{ns}/events", s.ui(s.handleUIEvents))
 }
 
-// ui sends visitors without a session to the login page.
-func (s *Server) ui(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.isAdmin(r) {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
-			return
-		}
-		h(w, r)
-	}
-}
-
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p page) {
-	p.LoggedIn = s.isAdmin(r)
-	if p.Msg == "" {
-		p.Msg = r.URL.Query().Get("msg")
-	}
-	if p.Err == "" {
-		p.Err = r.URL.Query().Get("err")
+	if sess := sessionOf(r); sess != nil {
+		p.LoggedIn, p.CSRF = true, sess.csrf
+		msg, err := s.sessions.takeFlash(sess)
+		p.Msg, p.Err = cmp.Or(p.Msg, msg), cmp.Or(p.Err, err)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
 	if err := pages[name].ExecuteTemplate(w, "layout", p); err != nil {
 		s.Log.Printf("iungo-server: rendering %s: %v", name, err)
 	}
 }
 
-// back redirects to the namespace page with a message or an error.
-func back(w http.ResponseWriter, r *http.Request, ns string, err error, msg string) {
-	q := url.Values{}
+// back redirects to the namespace page, which shows a message or an error
+// once: it travels in the session, never in the URL.
+func (s *Server) back(w http.ResponseWriter, r *http.Request, ns string, err error, msg string) {
 	if err != nil {
-		q.Set("err", errText(err))
+		s.sessions.flash(sessionOf(r), "", errText(err))
 	} else {
-		q.Set("msg", msg)
+		s.sessions.flash(sessionOf(r), msg, "")
 	}
-	http.Redirect(w, r, "/ui/ns/"+url.PathEscape(ns)+"?"+q.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, "/ui/ns/"+url.PathEscape(ns), http.StatusSeeOther)
 }
 
 // errText drops the wrapping sentinel from an error for people.
@@ -131,17 +121,24 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if !equalTokens(r.FormValue("token"), s.AdminToken) {
+	if !sameOrigin(r) {
+		http.Error(w, "Forbidden: log in from iungo-server's own page.", http.StatusForbidden)
+		return
+	}
+	if !equalTokens(r.PostFormValue("token"), s.AdminToken) {
 		s.render(w, r, "login", page{Title: "Log in", Err: "That is not the admin token."})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.AdminToken, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Expires: time.Now().Add(12 * time.Hour)})
+	sess := s.sessions.create()
+	s.setSessionCookie(w, r, sess.id, int(sessionTTL/time.Second))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// handleLogout ends the session on the server: the cookie is worth nothing
+// afterwards, wherever a copy of it went.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1})
+	s.sessions.delete(sessionOf(r).id)
+	s.setSessionCookie(w, r, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -157,10 +154,11 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleUICreateNamespace(w http.ResponseWriter, r *http.Request) {
 	ns, err := s.Store.CreateNamespace(strings.TrimSpace(r.FormValue("name")), strings.TrimSpace(r.FormValue("token")))
 	if err != nil {
-		http.Redirect(w, r, "/?err="+url.QueryEscape(errText(err)), http.StatusSeeOther)
+		s.sessions.flash(sessionOf(r), "", errText(err))
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	back(w, r, ns.Name, nil, "Namespace "+ns.Name+" created; its node token is "+ns.Token)
+	s.back(w, r, ns.Name, nil, "Namespace "+ns.Name+" created; its node token is "+ns.Token)
 }
 
 // namespacePage gathers everything the namespace page shows.
@@ -181,16 +179,20 @@ func (s *Server) namespacePage(ns string) (page, error) {
 	for _, e := range sn.Events {
 		on[e] = true
 	}
-	for _, name := range module.ClassNames(module.ClassesSubscribed) {
+	for _, name := range config.ClassNames(config.ClassesSubscribed) {
 		p.Classes = append(p.Classes, classBox{Name: name, On: on[name]})
 	}
-	nodes, err := s.Store.Nodes(ns)
+	view, err := s.nodesView(ns)
 	if err != nil {
 		return p, err
 	}
-	now := time.Now()
-	for _, n := range nodes {
-		p.Nodes = append(p.Nodes, nodeRow{Node: n, Health: Health(n, sn.Version, now), LastSeen: n.LastSeen.Local().Format("15:04:05")})
+	for _, n := range view.Nodes {
+		n.LastSeen = n.Node.LastSeen.Local().Format("15:04:05")
+		p.Nodes = append(p.Nodes, n)
+	}
+	p.InStep = view.InStep
+	if n, err := s.Store.Namespace(ns); err == nil {
+		p.PublicKey = n.PublicKey()
 	}
 	return p, nil
 }
@@ -220,11 +222,13 @@ func (s *Server) handleUIPush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Pushed = results
-	switch {
+	switch failed := Failed(results); {
 	case err != nil:
 		p.Err = errText(err)
 	case len(results) == 0:
 		p.Err = "No node has registered in this namespace yet."
+	case failed > 0:
+		p.Err = "Push failed on " + plural(failed, "node") + " of " + strconv.Itoa(len(results)) + ": see below."
 	default:
 		p.Msg = "Pushed to " + plural(len(results), "node") + "."
 	}
@@ -274,7 +278,7 @@ func (s *Server) handleUISaveScript(w http.ResponseWriter, r *http.Request) {
 			CheckError: errText(err), Err: "Not saved: " + errText(err)})
 		return
 	}
-	back(w, r, ns, nil, "Script "+name+" saved.")
+	s.back(w, r, ns, nil, "Script "+name+" saved.")
 }
 
 func (s *Server) scriptExists(ns, name string) bool {
@@ -293,7 +297,7 @@ func (s *Server) scriptExists(ns, name string) bool {
 func (s *Server) handleUIDeleteScript(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.FormValue("name")
 	_, err := s.Store.DeleteScript(ns, name)
-	back(w, r, ns, err, "Script "+name+" deleted.")
+	s.back(w, r, ns, err, "Script "+name+" deleted.")
 }
 
 func (s *Server) handleUISaveRoute(w http.ResponseWriter, r *http.Request) {
@@ -303,21 +307,27 @@ func (s *Server) handleUISaveRoute(w http.ResponseWriter, r *http.Request) {
 		Script: r.FormValue("script"), Enabled: r.FormValue("enabled") == "1",
 	}
 	_, err := s.Store.SetTrigger(ns, t)
-	back(w, r, ns, err, "Route "+t.Pattern+" "+t.Events+" → "+t.Script+" saved.")
+	s.back(w, r, ns, err, "Route "+t.Pattern+" "+t.Events+" → "+t.Script+" saved.")
 }
 
 func (s *Server) handleUIDeleteRoute(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
 	_, err := s.Store.DeleteTrigger(ns, r.FormValue("pattern"), r.FormValue("events"))
-	back(w, r, ns, err, "Route deleted.")
+	s.back(w, r, ns, err, "Route deleted.")
 }
 
 func (s *Server) handleUIEvents(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
 	if err := r.ParseForm(); err != nil {
-		back(w, r, ns, err, "")
+		s.back(w, r, ns, err, "")
 		return
 	}
 	_, err := s.Store.SetEvents(ns, r.Form["class"])
-	back(w, r, ns, err, "Event classes saved.")
+	s.back(w, r, ns, err, "Event classes saved.")
+}
+
+func (s *Server) handleUIDeleteNode(w http.ResponseWriter, r *http.Request) {
+	ns, id := r.PathValue("ns"), r.FormValue("id")
+	err := s.Store.DeleteNode(ns, id)
+	s.back(w, r, ns, err, "Node "+id+" removed.")
 }
