@@ -138,12 +138,31 @@ func (x serverCtx) CommandKeys(args []string) []module.KeyRef {
 	n := int(C.iungo_command_keys(x.c, argsPtr(), &callLens[0], C.int(len(args)), &pos[0], &flags[0], C.int(len(pos))))
 	keys := make([]module.KeyRef, 0, max(n, 0))
 	for i := 0; i < n; i++ {
-		// Valkey 8.0 reports no flags: a key not known to be read-only
-		// counts as written.
-		write := flags[i]&keyWriteFlags != 0 || flags[i]&keyReadOnly == 0
+		write := flags[i]&keyWriteFlags != 0
+		if flags[i] == 0 {
+			// Valkey 8.0 reports no key flags: the command's own flag
+			// says whether it only reads.
+			write = !x.readOnly(args[0])
+		}
 		keys = append(keys, module.KeyRef{Pos: int(pos[i]), Write: write})
 	}
 	return keys
+}
+
+// readOnlyCommands caches COMMAND INFO's readonly flag by command name;
+// only the main thread uses it.
+var readOnlyCommands = map[string]bool{}
+
+func (x serverCtx) readOnly(name string) bool {
+	name = strings.ToLower(name)
+	ro, ok := readOnlyCommands[name]
+	if !ok {
+		ro = C.iungo_command_readonly(x.c, cstr(name), C.size_t(len(name))) != 0
+		if len(readOnlyCommands) < 1024 {
+			readOnlyCommands[name] = ro
+		}
+	}
+	return ro
 }
 
 func (x serverCtx) ReplicateCommand(args []string) {
@@ -153,6 +172,12 @@ func (x serverCtx) ReplicateCommand(args []string) {
 
 func (x serverCtx) ReplicateRestore(snap []byte) {
 	C.iungo_replicate_restore(x.c, bytesPtr(snap), C.size_t(len(snap)), 0)
+}
+
+func (x serverCtx) Primary() string {
+	var buf [300]C.char
+	n := C.iungo_primary_address(x.c, &buf[0], C.size_t(len(buf)))
+	return C.GoStringN(&buf[0], C.int(n))
 }
 
 func (x serverCtx) WritesPaused() bool { return C.iungo_writes_paused() != 0 }

@@ -301,5 +301,23 @@ func goAfterStartup(ctx *C.ValkeyModuleCtx) {
 		serverCtx{ctx}.ReplicateRestore(config.Encode(mod.Config()))
 		logLine(module.LogNotice, "iungo: applied the manifest "+mod.ManifestPath()+" over the loaded data")
 	}
-	mod.StartSync(lockServer{}, module.SyncOptions{ValkeyVersion: serverVersion, NodeAddress: nodeAddress})
+	opts := module.SyncOptions{ValkeyVersion: serverVersion, NodeAddress: nodeAddress}
+	if module.CtxFlags(C.iungo_ctx_flags(ctx))&module.FlagCluster != 0 {
+		// In a cluster a node is known by its cluster node id.
+		var buf [64]C.char
+		opts.NodeID = C.GoStringN(&buf[0], C.int(C.iungo_cluster_myid(ctx, &buf[0], C.size_t(len(buf)))))
+	}
+	mod.StartSync(lockServer{}, opts)
+}
+
+//export goRoleChanged
+func goRoleChanged() {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("a role change", r)
+		}
+	}()
+	if mod != nil {
+		mod.RoleChanged()
+	}
 }

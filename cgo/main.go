@@ -10,6 +10,7 @@ package main
 import "C"
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -59,9 +60,10 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 		return fmt.Errorf("cannot register the iungo-cfg aux data type or the server events")
 	}
 	m := module.New(module.Hooks{
-		Log:    logLine,
-		Filter: setFilter,
-		Store:  cstore{},
+		Log:             logLine,
+		Filter:          setFilter,
+		Store:           cstore{},
+		MigrationEvents: func() uint64 { return uint64(C.iungo_migration_events()) },
 	})
 	category := C.iungo_add_acl_category(ctx) != 0
 	if !category {
@@ -124,10 +126,17 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 		return fmt.Errorf("cannot watch the server's signal handlers")
 	}
 	setCrashOutput(ctx)
-	m.SetClusterMode(module.CtxFlags(C.iungo_ctx_flags(ctx))&module.FlagCluster != 0)
+	cluster := module.CtxFlags(C.iungo_ctx_flags(ctx))&module.FlagCluster != 0
+	m.SetClusterMode(cluster)
+	if cluster && C.iungo_watch_migrations(ctx) == 0 {
+		return fmt.Errorf("cannot register the command filter that tells slot migration from writes")
+	}
+	if C.iungo_watch_role(ctx) == 0 {
+		return fmt.Errorf("cannot watch replication role changes")
+	}
 	v := int(C.iungo_server_version())
 	serverVersion = fmt.Sprintf("%d.%d.%d", v>>16&0xff, v>>8&0xff, v&0xff)
-	nodeAddress = defaultAddress(ctx)
+	nodeAddress = defaultAddress(ctx, cluster)
 	logLine(module.LogNotice, fmt.Sprintf("iungo %s loaded on Valkey %s", module.ModuleVersion, serverVersion))
 	return nil
 }
@@ -145,9 +154,11 @@ func configGet(ctx *C.ValkeyModuleCtx, name string) string {
 	return C.GoStringN(p, C.int(n))
 }
 
-// defaultAddress is host:port from the first bind address, or the host
-// name when the server listens everywhere.
-func defaultAddress(ctx *C.ValkeyModuleCtx) string {
+// defaultAddress is where iungo reaches this node: in a cluster, the
+// address it announces to the others (cluster-announce-hostname, -ip,
+// -port); else, and for what is not announced, the first bind address (the
+// host name when the server listens everywhere) and the port.
+func defaultAddress(ctx *C.ValkeyModuleCtx, cluster bool) string {
 	host := "127.0.0.1"
 	if fields := strings.Fields(configGet(ctx, "bind")); len(fields) > 0 {
 		host = strings.TrimPrefix(fields[0], "-")
@@ -157,7 +168,14 @@ func defaultAddress(ctx *C.ValkeyModuleCtx) string {
 			host = h
 		}
 	}
-	return net.JoinHostPort(host, configGet(ctx, "port"))
+	port := configGet(ctx, "port")
+	if cluster {
+		host = cmp.Or(configGet(ctx, "cluster-announce-hostname"), configGet(ctx, "cluster-announce-ip"), host)
+		if p := configGet(ctx, "cluster-announce-port"); p != "" && p != "0" {
+			port = p
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // setCrashOutput sends what the Go runtime prints when it dies (an

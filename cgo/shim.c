@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <stdio.h>
 
@@ -30,6 +31,9 @@
 #define VALKEYMODULE_TYPE_METHOD_VERSION 5
 #define VALKEYMODULE_AUX_BEFORE_RDB (1 << 0)
 #define VALKEYMODULE_OPTIONS_HANDLE_IO_ERRORS (1 << 0)
+#define VALKEYMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION (1 << 5)
+#define VALKEYMODULE_CMDFILTER_NOSELF (1 << 0)
+#define VALKEYMODULE_EVENT_REPLICATION_ROLE_CHANGED 0
 #define VALKEYMODULE_EVENT_LOADING 3
 #define VALKEYMODULE_EVENT_FORK_CHILD 13
 #define VALKEYMODULE_SUBEVENT_LOADING_RDB_START 0
@@ -164,6 +168,13 @@ static void (*FreeThreadSafeContext)(ValkeyModuleCtx *);
 static void (*ThreadSafeContextLock)(ValkeyModuleCtx *);
 static void (*ThreadSafeContextUnlock)(ValkeyModuleCtx *);
 static int (*AvoidReplicaTraffic)(void);
+typedef struct ValkeyModuleCommandFilterCtx ValkeyModuleCommandFilterCtx;
+typedef struct ValkeyModuleCommandFilter ValkeyModuleCommandFilter;
+static ValkeyModuleCommandFilter *(*RegisterCommandFilter)(ValkeyModuleCtx *, void (*)(ValkeyModuleCommandFilterCtx *),
+                                                            int);
+static ValkeyModuleString *(*CommandFilterArgGet)(ValkeyModuleCommandFilterCtx *, int);
+static const char *(*GetCurrentCommandName)(ValkeyModuleCtx *);
+static const char *(*ServerInfoGetFieldC)(ValkeyModuleServerInfoData *, const char *);
 
 #define IUNGO_MODULE_NAME "iungo"
 #define IUNGO_MODULE_VERSION 100 /* 0.1.0 */
@@ -353,6 +364,10 @@ static int init(ValkeyModuleCtx *ctx) {
     REQUIRE(ThreadSafeContextLock);
     REQUIRE(ThreadSafeContextUnlock);
     REQUIRE(AvoidReplicaTraffic);
+    REQUIRE(RegisterCommandFilter);
+    REQUIRE(CommandFilterArgGet);
+    REQUIRE(GetCurrentCommandName);
+    REQUIRE(ServerInfoGetFieldC);
     if (resolve("ValkeyModule_", "AddACLCategory", (void *)&AddACLCategory) != VALKEYMODULE_OK) AddACLCategory = NULL;
     return VALKEYMODULE_OK;
 fail:
@@ -368,6 +383,54 @@ fail:
 
 static void run_job(ValkeyModuleCtx *ctx, void *pd);
 
+/* ---- Slot migration is not a write ----
+ * In cluster mode, keys that leave or enter a node through slot migration
+ * raise ordinary events: legacy migration runs MIGRATE on the source (del
+ * for every key that leaves) and RESTORE-ASKING on the target (restore and
+ * new); a node that drops the keys of a slot it no longer owns (after an
+ * atomic migration, or a lost slot) raises del outside any command. Atomic
+ * imports (Valkey 9.0+) come from a client flagged as replicated, which the
+ * context flags already exclude.
+ *
+ * From Valkey 8.1 the notification runs on the client executing the
+ * command, so the command's name tells. On 8.0 it runs on a temporary
+ * client: a command filter records the last command instead, and only the
+ * events MIGRATE and RESTORE-ASKING raise are skipped. */
+static int cluster_mode, names_known;
+static enum { CMD_OTHER, CMD_MIGRATE, CMD_RESTORE_ASKING } last_command;
+static long long migration_events;
+
+static int migration_event(ValkeyModuleCtx *ctx, const char *event) {
+    if (names_known) {
+        const char *name = GetCurrentCommandName(ctx);
+        if (!name) return strcmp(event, "del") == 0; /* a slot's keys dropped */
+        return strcmp(name, "migrate") == 0 || strcmp(name, "restore-asking") == 0;
+    }
+    switch (last_command) {
+    case CMD_MIGRATE: return strcmp(event, "del") == 0;
+    case CMD_RESTORE_ASKING: return 1;
+    default: return 0;
+    }
+}
+
+static void record_command(ValkeyModuleCommandFilterCtx *fctx) {
+    size_t n;
+    const char *name = StringPtrLen(CommandFilterArgGet(fctx, 0), &n);
+    last_command = n == 7 && strncasecmp(name, "migrate", 7) == 0          ? CMD_MIGRATE
+                   : n == 14 && strncasecmp(name, "restore-asking", 14) == 0 ? CMD_RESTORE_ASKING
+                                                                            : CMD_OTHER;
+}
+
+int iungo_watch_migrations(ValkeyModuleCtx *ctx) {
+    cluster_mode = 1;
+    names_known = GetServerVersion() >= 0x00080100;
+    return names_known || RegisterCommandFilter(ctx, record_command, VALKEYMODULE_CMDFILTER_NOSELF) != NULL;
+}
+
+long long iungo_migration_events(void) {
+    return migration_events;
+}
+
 static int on_event(ValkeyModuleCtx *ctx, int type, const char *event, ValkeyModuleString *key) {
     if (!(type & filter_classes) || !event_wanted(event)) return VALKEYMODULE_OK;
     size_t klen;
@@ -375,6 +438,10 @@ static int on_event(ValkeyModuleCtx *ctx, int type, const char *event, ValkeyMod
     if (!key_may_match((const unsigned char *)k, klen)) return VALKEYMODULE_OK;
     int flags = GetContextFlags(ctx);
     if (flags & NO_TRIGGER_FLAGS) return VALKEYMODULE_OK;
+    if (cluster_mode && migration_event(ctx, event)) {
+        migration_events++;
+        return VALKEYMODULE_OK;
+    }
     uint64_t job = goOnEvent(ctx, flags, (char *)event, strlen(event), (char *)k, klen);
     if (job && AddPostNotificationJob(ctx, run_job, (void *)(uintptr_t)job, NULL) != VALKEYMODULE_OK)
         goJobRefused(job);
@@ -953,6 +1020,56 @@ static void on_fork(ValkeyModuleCtx *ctx, ValkeyModuleEvent eid, uint64_t subeve
     if (subevent == VALKEYMODULE_SUBEVENT_FORK_CHILD_BORN) goForkBorn(ctx);
 }
 
+static void on_role_changed(ValkeyModuleCtx *ctx, ValkeyModuleEvent eid, uint64_t subevent, void *data) {
+    (void)ctx, (void)eid, (void)subevent, (void)data;
+    goRoleChanged();
+}
+
+int iungo_watch_role(ValkeyModuleCtx *ctx) {
+    ValkeyModuleEvent role = {VALKEYMODULE_EVENT_REPLICATION_ROLE_CHANGED, 1};
+    return SubscribeToServerEvent(ctx, role, on_role_changed) == VALKEYMODULE_OK;
+}
+
+size_t iungo_primary_address(ValkeyModuleCtx *ctx, char *buf, size_t size) {
+    ValkeyModuleServerInfoData *info = GetServerInfo(ctx, "replication");
+    if (!info) return 0;
+    const char *host = ServerInfoGetFieldC(info, "master_host");
+    const char *port = ServerInfoGetFieldC(info, "master_port");
+    int n = host && port ? snprintf(buf, size, "%s:%s", host, port) : 0;
+    FreeServerInfo(ctx, info);
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+int iungo_command_readonly(ValkeyModuleCtx *ctx, const char *name, size_t len) {
+    ValkeyModuleCallReply *r = Call(ctx, "COMMAND", "cb", "INFO", name, len);
+    int readonly = 0;
+    if (r && CallReplyType(r) == VALKEYMODULE_REPLY_ARRAY && CallReplyLength(r) == 1) {
+        ValkeyModuleCallReply *info = CallReplyArrayElement(r, 0);
+        if (CallReplyType(info) == VALKEYMODULE_REPLY_ARRAY && CallReplyLength(info) > 2) {
+            ValkeyModuleCallReply *flags = CallReplyArrayElement(info, 2);
+            for (size_t i = 0; CallReplyType(flags) == VALKEYMODULE_REPLY_ARRAY && i < CallReplyLength(flags); i++) {
+                size_t n;
+                const char *f = CallReplyStringPtr(CallReplyArrayElement(flags, i), &n);
+                if (f && n == 8 && memcmp(f, "readonly", 8) == 0) readonly = 1;
+            }
+        }
+    }
+    if (r) FreeCallReply(r);
+    return readonly;
+}
+
+size_t iungo_cluster_myid(ValkeyModuleCtx *ctx, char *buf, size_t size) {
+    ValkeyModuleCallReply *r = Call(ctx, "CLUSTER", "c", "MYID");
+    size_t n = 0;
+    if (r && CallReplyType(r) == VALKEYMODULE_REPLY_STRING) {
+        const char *id = CallReplyStringPtr(r, &n);
+        if (n >= size) n = 0;
+        else memcpy(buf, id, n);
+    }
+    if (r) FreeCallReply(r);
+    return n;
+}
+
 int iungo_aof_rewrite_in_progress(ValkeyModuleCtx *ctx) {
     ValkeyModuleServerInfoData *info = GetServerInfo(ctx, "persistence");
     if (!info) return 0;
@@ -1008,7 +1125,11 @@ int iungo_out_of_memory(ValkeyModuleCtx *ctx) {
 
 int iungo_register_persistence(ValkeyModuleCtx *ctx) {
     crc_init();
-    SetModuleOptions(ctx, VALKEYMODULE_OPTIONS_HANDLE_IO_ERRORS);
+    /* Valkey 9.0+ refuses atomic slot migration (CLUSTER MIGRATESLOTS)
+     * while a module that does not handle it is loaded: iungo does. */
+    int options = VALKEYMODULE_OPTIONS_HANDLE_IO_ERRORS;
+    if (GetServerVersion() >= 0x00090000) options |= VALKEYMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION;
+    SetModuleOptions(ctx, options);
     ValkeyModuleTypeMethods tm = {0};
     tm.version = VALKEYMODULE_TYPE_METHOD_VERSION;
     tm.aux_load = aux_load;

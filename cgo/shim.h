@@ -120,6 +120,17 @@ int iungo_writes_paused(void);
 /* Whether the server would refuse a write that may grow memory now, by
  * the rule it applies to scripts. */
 int iungo_out_of_memory(ValkeyModuleCtx *ctx);
+/* In cluster mode: skip the events of slot migration (see shim.c). */
+int iungo_watch_migrations(ValkeyModuleCtx *ctx);
+long long iungo_migration_events(void);
+/* Calls goRoleChanged when the node becomes a primary or a replica. */
+int iungo_watch_role(ValkeyModuleCtx *ctx);
+/* host:port of the primary a replica follows, in buf; its length or 0. */
+size_t iungo_primary_address(ValkeyModuleCtx *ctx, char *buf, size_t size);
+/* Whether the command is flagged readonly (COMMAND INFO). */
+int iungo_command_readonly(ValkeyModuleCtx *ctx, const char *name, size_t len);
+/* This node's cluster id, in buf; its length or 0. */
+size_t iungo_cluster_myid(ValkeyModuleCtx *ctx, char *buf, size_t size);
 /* Calls goTimer(id) on the main thread in ms milliseconds. */
 void iungo_timer(ValkeyModuleCtx *ctx, long long ms, uint64_t id);
 /* Whether an AOF rewrite child is running (INFO persistence). */

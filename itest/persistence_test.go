@@ -331,6 +331,6 @@ func TestExampleManifestIntegration(t *testing.T) {
 	manifest := filepath.Join(vtest.Root(t), "testdata", "examples", "iungo.manifest")
 	s := vtest.Start(t, vtest.Options{ModuleArgs: []string{"config", manifest}})
 	require.Len(t, triggerList(t, s), 2)
-	s.MustDo("HSET", "order:7", "user", "u1", "amount", "30", "status", "completed")
-	assert.Equal(t, "30", str(t, s, "GET", "points:u1"))
+	s.MustDo("HSET", "{u1}:order:7", "user", "u1", "amount", "30", "status", "completed")
+	assert.Equal(t, "30", str(t, s, "GET", "{u1}:points"))
 }

@@ -236,12 +236,16 @@ func TestClusterCrossSlotIntegration(t *testing.T) {
 	s.MustDo("IUNGO", "SCRIPT", "SET", "same", "redis.call('INCRBY', '{u1}:points', 5)")
 	s.MustDo("IUNGO", "SCRIPT", "SET", "other", "redis.call('INCRBY', '{u2}:points', 5)")
 	s.MustDo("IUNGO", "TRIGGER", "SET", "{u1}:order", "hset", "same")
+	s.MustDo("IUNGO", "SCRIPT", "SET", "read", "redis.call('GET', '{u2}:points')")
 	s.MustDo("IUNGO", "TRIGGER", "SET", "{u1}:order", "set", "other")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "{u1}:order", "del", "read")
 	s.MustDo("HSET", "{u1}:order", "f", "v")
 	s.MustDo("SET", "{u1}:order", "v")
+	s.MustDo("DEL", "{u1}:order")
 	assert.Equal(t, "5", str(t, s, "GET", "{u1}:points"))
 	assert.Equal(t, int64(0), num(t, s, "EXISTS", "{u2}:points"))
 	assert.Contains(t, field(t, triggerList(t, s)[1], "last_error"), "cross-slot write refused")
+	assert.Contains(t, field(t, triggerList(t, s)[2], "last_error"), "cross-slot read refused")
 }
 
 // randomWord picks an argument a fuzzer would: command words, patterns,

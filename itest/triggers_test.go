@@ -73,16 +73,16 @@ func field(t *testing.T, m map[string]valkey.ValkeyMessage, name string) string 
 func TestOrderPointsIntegration(t *testing.T) {
 	s := vtest.Start(t, vtest.Options{})
 	s.MustDo("IUNGO", "SCRIPT", "SET", "order-points", example(t, "order-points.lua"))
-	s.MustDo("IUNGO", "TRIGGER", "SET", "order:*", "hset", "order-points")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "{*}:order:*", "hset", "order-points")
 
-	s.MustDo("HSET", "order:1001", "user", "u7", "amount", "120", "status", "pending")
-	assert.Equal(t, "(nil)", str(t, s, "GET", "points:u7"))
-	s.MustDo("HSET", "order:1001", "status", "completed")
+	s.MustDo("HSET", "{u7}:order:1001", "user", "u7", "amount", "120", "status", "pending")
+	assert.Equal(t, "(nil)", str(t, s, "GET", "{u7}:points"))
+	s.MustDo("HSET", "{u7}:order:1001", "status", "completed")
 	// No poll: the script ran before the HSET's reply was sent.
-	assert.Equal(t, "120", str(t, s, "GET", "points:u7"))
-	s.MustDo("HSET", "order:1001", "status", "completed")
-	s.MustDo("HSET", "order:1001", "note", "gift wrap")
-	assert.Equal(t, "120", str(t, s, "GET", "points:u7"), "credited only once")
+	assert.Equal(t, "120", str(t, s, "GET", "{u7}:points"))
+	s.MustDo("HSET", "{u7}:order:1001", "status", "completed")
+	s.MustDo("HSET", "{u7}:order:1001", "note", "gift wrap")
+	assert.Equal(t, "120", str(t, s, "GET", "{u7}:points"), "credited only once")
 
 	list := triggerList(t, s)
 	require.Len(t, list, 1)
@@ -95,17 +95,17 @@ func TestOrderPointsIntegration(t *testing.T) {
 func TestGameSessionIntegration(t *testing.T) {
 	s := vtest.Start(t, vtest.Options{})
 	s.MustDo("IUNGO", "SCRIPT", "SET", "session-cleanup", example(t, "session-cleanup.lua"))
-	s.MustDo("IUNGO", "TRIGGER", "SET", "session:*", "expired", "session-cleanup")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "{*}:session", "del,expired", "session-cleanup")
 
-	s.MustDo("SET", "session-data:42:score", "10")
-	s.MustDo("HSET", "session-data:42:inventory", "sword", "1")
-	s.MustDo("SET", "session-data:43:score", "7")
-	s.MustDo("SET", "session:42", "alive", "PX", "200")
+	s.MustDo("SET", "{s42}:tmp:score", "10")
+	s.MustDo("HSET", "{s42}:tmp:inventory", "sword", "1")
+	s.MustDo("SET", "{s43}:tmp:score", "7")
+	s.MustDo("SET", "{s42}:session", "alive", "PX", "200")
 	vtest.Eventually(t, 10*time.Second, "session 42's data deleted after expiry", func() bool {
-		return num(t, s, "EXISTS", "session-data:42:score", "session-data:42:inventory") == 0
+		return num(t, s, "EXISTS", "{s42}:tmp:score", "{s42}:tmp:inventory") == 0
 	})
-	assert.Equal(t, int64(0), num(t, s, "EXISTS", "session:42"))
-	assert.Equal(t, "7", str(t, s, "GET", "session-data:43:score"), "another session keeps its data")
+	assert.Equal(t, int64(0), num(t, s, "EXISTS", "{s42}:session"))
+	assert.Equal(t, "7", str(t, s, "GET", "{s43}:tmp:score"), "another session keeps its data")
 }
 
 // Ensure 50 concurrent clients doing 20,000 SETs fire the counting trigger

@@ -114,6 +114,8 @@ type Health struct {
 	Errors           uint64 `json:"errors"`
 	Triggers         int    `json:"triggers"`
 	Role             string `json:"role"`
+	// Primary is the host:port of the primary a replica follows.
+	Primary string `json:"primary,omitempty"`
 }
 
 // VersionReply answers registrations and heartbeats.

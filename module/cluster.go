@@ -42,16 +42,21 @@ type KeyRef struct {
 	Write bool
 }
 
-// checkSlots refuses a command that writes a key of another hash slot than
-// the triggering key: a call from a module is not redirected, so the write
-// would land on this node while the key belongs to another.
+// checkSlots refuses a command that reads or writes a key of another hash
+// slot than the triggering key: a call from a module is not redirected, so
+// the key would be read or written on this node while it belongs to
+// another, or moves there.
 func checkSlots(args []string, keys []KeyRef, trigger string, slot int) string {
 	for _, k := range keys {
-		if !k.Write || k.Pos <= 0 || k.Pos >= len(args) {
+		if k.Pos <= 0 || k.Pos >= len(args) {
 			continue
 		}
 		if s := KeySlot(args[k.Pos]); s != slot {
-			return "ERR cross-slot write refused: " + quoteKey(args[k.Pos]) + " hashes to slot " + strconv.Itoa(s) +
+			access := "read"
+			if k.Write {
+				access = "write"
+			}
+			return "ERR cross-slot " + access + " refused: " + quoteKey(args[k.Pos]) + " hashes to slot " + strconv.Itoa(s) +
 				" but the triggering key " + quoteKey(trigger) + " to slot " + strconv.Itoa(slot) +
 				"; keep them together with a hash tag, e.g. {user42}:order and {user42}:points"
 		}

@@ -120,6 +120,7 @@ func (c *fakeCtx) restores() [][]byte {
 }
 
 func (c *fakeCtx) WritesPaused() bool { return c.paused }
+func (c *fakeCtx) Primary() string    { return "" }
 func (c *fakeCtx) OutOfMemory() bool  { return c.oom }
 
 // Block hands the finish to finishes; do (or finish) runs it on the test's

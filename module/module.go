@@ -62,6 +62,8 @@ type Ctx interface {
 	// WRITE or ALL, FAILOVER, a manual cluster failover): nothing may be
 	// written or replicated then, or the server aborts.
 	WritesPaused() bool
+	// Primary is the host:port of the primary a replica follows, or "".
+	Primary() string
 	// OutOfMemory reports whether the server would refuse a write that
 	// may grow memory now, as it refuses to start a script that may
 	// write: maxmemory is set and the last command found it exceeded.
@@ -177,6 +179,7 @@ type Module struct {
 	log           func(LogLevel, string)
 	errLog        rateLimit
 	onFilter      func(Filter)
+	migrations    func() uint64
 	filterKeys    *router.KeyFilter // the key filter last handed to onFilter
 	filterVersion uint64            // and its version then
 }
@@ -190,6 +193,9 @@ type Hooks struct {
 	Filter func(Filter)
 	// Store keeps the configuration for saving in a forked child.
 	Store Store
+	// MigrationEvents counts the events of slot migration the C shim
+	// kept from triggers, for INFO.
+	MigrationEvents func() uint64
 }
 
 // New returns a Module with the default options and event classes.
@@ -203,6 +209,9 @@ func New(h Hooks) *Module {
 	if h.Store == nil {
 		h.Store = nopStore{}
 	}
+	if h.MigrationEvents == nil {
+		h.MigrationEvents = func() uint64 { return 0 }
+	}
 	m := &Module{
 		scripts:       map[string]*scripting.Script{},
 		triggers:      map[string]*Trigger{},
@@ -213,6 +222,7 @@ func New(h Hooks) *Module {
 		scriptHandles: map[string]uint64{},
 		log:           h.Log,
 		onFilter:      h.Filter,
+		migrations:    h.MigrationEvents,
 		errLog:        rateLimit{perSecond: 10},
 	}
 	m.host.m = m

@@ -1,6 +1,7 @@
 package module
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,8 +46,8 @@ type SyncState struct {
 	Registered bool
 }
 
-// errReplica means a replica does not apply what iungo sends: it follows
-// its primary.
+// errReplica means the node is a replica, which applies what its primary
+// replicates, not what iungo sends: syncOnce answers it as a success.
 var errReplica = errors.New("this server is a replica: it follows its primary's configuration, not iungo's")
 
 // errWritesPaused means a change from iungo waited pauseWait for writes to
@@ -85,18 +86,23 @@ type syncer struct {
 	// rebind lets the next configuration come from another namespace
 	// identity, or be older: the operator pointed the node elsewhere.
 	rebind bool
+	// defaultNodeID is the node id unless iungo.node-id is set: the
+	// cluster node id in a cluster, else the node's address.
+	defaultNodeID string
 
-	requests chan syncRequest
-	changed  chan struct{}
-	stop     chan struct{}
+	requests    chan syncRequest
+	changed     chan struct{}
+	roleChanged chan struct{} // the node became a primary or a replica
+	stop        chan struct{}
 }
 
 func newSyncer(m *Module) *syncer {
 	return &syncer{
-		m:        m,
-		requests: make(chan syncRequest, 64),
-		changed:  make(chan struct{}, 1),
-		stop:     make(chan struct{}),
+		m:           m,
+		requests:    make(chan syncRequest, 64),
+		changed:     make(chan struct{}, 1),
+		roleChanged: make(chan struct{}, 1),
+		stop:        make(chan struct{}),
 	}
 }
 
@@ -115,6 +121,7 @@ func (m *Module) StartSync(server Server, opts SyncOptions) {
 	if s.opts.NodeAddress == "" {
 		s.opts.NodeAddress = opts.NodeAddress
 	}
+	s.defaultNodeID = opts.NodeID
 	go s.loop()
 }
 
@@ -137,7 +144,7 @@ func (s *syncer) options() SyncOptions {
 	defer s.mu.Unlock()
 	o := s.opts
 	if o.NodeID == "" {
-		o.NodeID = o.NodeAddress
+		o.NodeID = cmp.Or(s.defaultNodeID, o.NodeAddress)
 	}
 	return o
 }
@@ -231,7 +238,23 @@ func (s *syncer) loop() {
 				_ = syncNow()
 			}
 			heartbeat = arm(s.options().HeartbeatEvery)
+		case <-s.roleChanged:
+			// Tell iungo at once, so that its next push finds the new
+			// primary; a new primary syncs.
+			if s.options().Endpoint != "" {
+				if _, err := s.heartbeat(); err == nil {
+					_ = syncNow()
+				}
+			}
 		}
+	}
+}
+
+// RoleChanged tells the sync that the node became a primary or a replica.
+func (m *Module) RoleChanged() {
+	select {
+	case m.sync.roleChanged <- struct{}{}:
+	default:
 	}
 }
 
@@ -276,7 +299,7 @@ func (s *syncer) heartbeat() (uint64, error) {
 	h := iungo.Health{Role: "primary"}
 	s.server.WithLock(func(ctx Ctx) {
 		if ctx.Flags()&FlagReplica != 0 {
-			h.Role = "replica"
+			h.Role, h.Primary = "replica", ctx.Primary()
 		}
 		m := s.m
 		h.Runs, h.Errors, h.Triggers = m.stats.Runs, m.stats.Errors, len(m.triggers)
@@ -331,7 +354,12 @@ func (s *syncer) syncOnce() (version uint64, err error) {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error in the sync: %v", r)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, errReplica):
+			// It became a replica meanwhile: it follows its primary now.
+			version, err = s.inForceVersion(), nil
+			s.succeeded(nil, nil, 0)
+		case err != nil:
 			s.fail(err)
 			s.m.logf(LogWarning, "iungo: sync failed: %v; the configuration in force stays", err)
 		}
@@ -340,15 +368,17 @@ func (s *syncer) syncOnce() (version uint64, err error) {
 	if err := checkOptions(o); err != nil {
 		return 0, err
 	}
-	if s.role() == "replica" {
-		return 0, errReplica
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*iungo.DefaultTimeout)
 	defer cancel()
 	if !s.State().Registered {
 		if err := s.register(ctx, o); err != nil {
 			return 0, err
 		}
+	}
+	if s.role() == "replica" {
+		// A replica applies what its primary replicates: nothing to fetch,
+		// and nothing wrong.
+		return 0, errReplica
 	}
 	client := s.client(o)
 	if client.PublicKey, err = iungo.ParsePublicKey(o.PublicKey); err != nil {

@@ -452,3 +452,24 @@ func TestSyncNeedsNamespaceAndKey(t *testing.T) {
 	assert.Contains(t, tm.ctx.do("SYNC"), "iungo.public-key is not set")
 	assert.Error(t, tm.ApplyArgs([]string{"public-key", "tok"}))
 }
+
+// Ensure a replica is a healthy follower: its syncs fetch nothing, fail
+// nothing and log nothing, and it still reports what it runs.
+func TestReplicaFollowsQuietly(t *testing.T) {
+	f := newFakeIungo(t)
+	f.set(func(f *fakeIungo) { f.snapshot = example(3) })
+	tm, srv := syncModule(t, f)
+	srv.mu.Lock()
+	srv.ctx.flags = FlagReplica
+	srv.mu.Unlock()
+	for range 3 {
+		_, err := tm.Module.sync.syncOnce()
+		require.NoError(t, err)
+	}
+	assert.Empty(t, tm.Module.sync.State().LastError)
+	for _, line := range tm.logs {
+		assert.NotContains(t, line, "warning", line)
+	}
+	assert.Empty(t, configOf(srv, tm).Scripts, "nothing applied from iungo")
+	assert.Equal(t, 1, f.registers, "it registers, as a replica")
+}

@@ -58,13 +58,13 @@ Running, Ctrl-C stops everything:
 
 Try, in another terminal:
 
-  valkey-cli -p $port HSET order:1001 user u7 amount 120 status pending
-  valkey-cli -p $port HSET order:1001 status completed
-  valkey-cli -p $port GET points:u7                 # 120, credited once
+  valkey-cli -p $port HSET {u7}:order:1001 user u7 amount 120 status pending
+  valkey-cli -p $port HSET {u7}:order:1001 status completed
+  valkey-cli -p $port GET {u7}:points                 # 120, credited once
 
-  valkey-cli -p $port SET session-data:42:score 10
-  valkey-cli -p $port SET session:42 alive PX 200
-  sleep 1; valkey-cli -p $port EXISTS session-data:42:score   # 0: cleaned up
+  valkey-cli -p $port SET {s42}:tmp:score 10
+  valkey-cli -p $port SET {s42}:session alive PX 200
+  sleep 1; valkey-cli -p $port EXISTS {s42}:tmp:score   # 0: cleaned up
 
   valkey-cli -p $port IUNGO TRIGGER LIST
   valkey-cli -p $port IUNGO INFO

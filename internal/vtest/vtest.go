@@ -149,7 +149,8 @@ func (s *Server) start(bin string) error {
 			return fmt.Errorf("exited during start: %w", err)
 		default:
 		}
-		if c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{s.Addr}, DisableCache: true}); err == nil {
+		// ForceSingleClient: a test talks to this node, even in a cluster.
+		if c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{s.Addr}, DisableCache: true, ForceSingleClient: true}); err == nil {
 			if c.Do(context.Background(), c.B().Ping().Build()).Error() == nil {
 				s.Client = c
 				return nil

@@ -97,7 +97,8 @@ func pushOne(ctx context.Context, addr, user, password string) (int64, string) {
 //	behind    it runs an older version than the namespace's
 //	diverged  it claims the namespace's version (or a newer one) with
 //	          other content: a replay, or a restored iungo
-//	ok        it runs the namespace's version, content included
+//	ok        a primary that runs the namespace's version, content included
+//	following a replica that runs it, as its primary replicated it
 //
 // digest and paused are the namespace version's digests.
 func Health(n Node, version uint64, digest, paused string, now time.Time) string {
@@ -110,9 +111,15 @@ func Health(n Node, version uint64, digest, paused string, now time.Time) string
 		return "behind"
 	case n.NamespaceVersion > version || n.ConfigDigest != digest && n.ConfigDigest != paused:
 		return "diverged"
+	case n.Role == "replica":
+		return "following"
 	}
 	return "ok"
 }
+
+// InStep reports whether a health says the node runs the namespace's
+// version.
+func InStep(health string) bool { return health == "ok" || health == "following" }
 
 // CheckResult is the verdict on a script source.
 type CheckResult struct {

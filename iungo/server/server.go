@@ -458,7 +458,7 @@ func (s *Server) nodesView(name string) (NodesView, error) {
 	now := time.Now()
 	for _, n := range nodes {
 		h := Health(n, ns.Version, digest, paused, now)
-		v.InStep = v.InStep && h == "ok"
+		v.InStep = v.InStep && InStep(h)
 		v.Nodes = append(v.Nodes, NodeView{Node: n, Health: h, LastSeen: n.LastSeen.Format(time.RFC3339)})
 	}
 	return v, nil

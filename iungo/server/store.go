@@ -70,6 +70,7 @@ type Node struct {
 	LastError        string
 	Runs, Errors     uint64
 	Triggers         int
+	Primary          string // the primary a replica follows
 }
 
 // Store keeps namespaces, their configurations, their change history and
@@ -113,7 +114,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 	last_seen TEXT NOT NULL, namespace_version INTEGER NOT NULL DEFAULT 0, config_digest TEXT NOT NULL DEFAULT '',
 	last_sync_at TEXT NOT NULL DEFAULT '',
 	last_error TEXT NOT NULL DEFAULT '', runs INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
-	triggers INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ns, id));
+	triggers INTEGER NOT NULL DEFAULT 0, primary_address TEXT NOT NULL DEFAULT '', PRIMARY KEY (ns, id));
 `
 
 // OpenStore opens (creating it if needed) the database in dir. The
@@ -662,8 +663,10 @@ func (s *Store) Heartbeat(ns, id string, h iungo.Health) (uint64, error) {
 	if err := checkRole(h.Role); err != nil {
 		return 0, err
 	}
-	if len(h.LastError) > maxErrorBytes || len(h.LastSyncAt) > maxVersionBytes || len(h.ConfigDigest) > maxVersionBytes+16 {
-		return 0, fmt.Errorf("%w: last_error is at most %d bytes, last_sync_at and config_digest %d", errBadRequest, maxErrorBytes, maxVersionBytes)
+	if len(h.LastError) > maxErrorBytes || len(h.LastSyncAt) > maxVersionBytes || len(h.ConfigDigest) > maxVersionBytes+16 ||
+		len(h.Primary) > maxAddressBytes {
+		return 0, fmt.Errorf("%w: last_error is at most %d bytes, primary %d, last_sync_at and config_digest %d",
+			errBadRequest, maxErrorBytes, maxAddressBytes, maxVersionBytes)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -672,8 +675,8 @@ func (s *Store) Heartbeat(ns, id string, h iungo.Health) (uint64, error) {
 		return 0, err
 	}
 	res, err := s.db.Exec(`UPDATE nodes SET last_seen = ?, namespace_version = ?, config_digest = ?, last_sync_at = ?,
-		last_error = ?, runs = ?, errors = ?, triggers = ?, role = ? WHERE ns = ? AND id = ?`,
-		now(), h.NamespaceVersion, h.ConfigDigest, h.LastSyncAt, h.LastError, h.Runs, h.Errors, h.Triggers, h.Role, ns, id)
+		last_error = ?, runs = ?, errors = ?, triggers = ?, role = ?, primary_address = ? WHERE ns = ? AND id = ?`,
+		now(), h.NamespaceVersion, h.ConfigDigest, h.LastSyncAt, h.LastError, h.Runs, h.Errors, h.Triggers, h.Role, h.Primary, ns, id)
 	if err != nil {
 		return 0, err
 	}
@@ -722,7 +725,7 @@ func (s *Store) Digests(ns string, version uint64) (digest, paused string) {
 // Nodes lists a namespace's nodes by id.
 func (s *Store) Nodes(ns string) ([]Node, error) {
 	rows, err := s.db.Query(`SELECT id, address, valkey_version, module_version, role, registered_at, last_seen,
-		namespace_version, config_digest, last_sync_at, last_error, runs, errors, triggers FROM nodes WHERE ns = ? ORDER BY id`, ns)
+		namespace_version, config_digest, last_sync_at, last_error, runs, errors, triggers, primary_address FROM nodes WHERE ns = ? ORDER BY id`, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -732,7 +735,7 @@ func (s *Store) Nodes(ns string) ([]Node, error) {
 		n := Node{Namespace: ns}
 		var reg, seen string
 		if err := rows.Scan(&n.ID, &n.Address, &n.ValkeyVersion, &n.ModuleVersion, &n.Role, &reg, &seen,
-			&n.NamespaceVersion, &n.ConfigDigest, &n.LastSyncAt, &n.LastError, &n.Runs, &n.Errors, &n.Triggers); err != nil {
+			&n.NamespaceVersion, &n.ConfigDigest, &n.LastSyncAt, &n.LastError, &n.Runs, &n.Errors, &n.Triggers, &n.Primary); err != nil {
 			return nil, err
 		}
 		n.RegisteredAt, _ = time.Parse(time.RFC3339, reg)
