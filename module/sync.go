@@ -75,6 +75,9 @@ type syncRequest struct {
 type syncer struct {
 	m      *Module
 	server Server
+	// running makes syncs one at a time: each reads the state the one
+	// before it left (registered, base).
+	running sync.Mutex
 
 	mu       sync.Mutex // guards the fields below
 	opts     SyncOptions
@@ -350,6 +353,8 @@ func checkOptions(o SyncOptions) error {
 // only iungo's private key signs, but anyone can replay what it signed, and
 // a restored iungo can reuse versions.
 func (s *syncer) syncOnce() (version uint64, err error) {
+	s.running.Lock()
+	defer s.running.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error in the sync: %v", r)

@@ -170,10 +170,16 @@ func example(version uint64) iungo.Snapshot {
 // syncModule is a module syncing with f.
 func syncModule(t *testing.T, f *fakeIungo, args ...string) (*testModule, *lockServer) {
 	t.Helper()
+	return syncModuleAs(t, f, FlagPrimary, args...)
+}
+
+// syncModuleAs is syncModule on a node with the given role flags.
+func syncModuleAs(t *testing.T, f *fakeIungo, flags CtxFlags, args ...string) (*testModule, *lockServer) {
+	t.Helper()
 	tm := newTestModule(t)
 	require.NoError(t, tm.ApplyArgs(append([]string{"endpoint", f.URL, "namespace", "shop", "token", "secret",
 		"public-key", f.publicKey(), "heartbeat-s", "0", "sync-interval-s", "0"}, args...)))
-	srv := &lockServer{ctx: &fakeCtx{m: tm.Module, flags: FlagPrimary}}
+	srv := &lockServer{ctx: &fakeCtx{m: tm.Module, flags: flags}}
 	tm.StartSync(srv, SyncOptions{ValkeyVersion: "8.0.1", NodeAddress: "127.0.0.1:6379", Timeout: 500 * time.Millisecond})
 	return tm, srv
 }
@@ -350,10 +356,11 @@ func TestSyncFailures(t *testing.T) {
 func TestSyncOnReplica(t *testing.T) {
 	f := newFakeIungo(t)
 	f.set(func(f *fakeIungo) { f.snapshot = example(3) })
-	tm, srv := syncModule(t, f)
-	srv.ctx.flags = FlagReplica
+	tm, srv := syncModuleAs(t, f, FlagReplica)
+	srv.mu.Lock()
 	tm.ctx.flags = FlagReplica
 	r := tm.ctx.do("SYNC")
+	srv.mu.Unlock()
 	assert.Contains(t, r, "-READONLY")
 	assert.Empty(t, configOf(srv, tm).Scripts)
 }
@@ -458,10 +465,7 @@ func TestSyncNeedsNamespaceAndKey(t *testing.T) {
 func TestReplicaFollowsQuietly(t *testing.T) {
 	f := newFakeIungo(t)
 	f.set(func(f *fakeIungo) { f.snapshot = example(3) })
-	tm, srv := syncModule(t, f)
-	srv.mu.Lock()
-	srv.ctx.flags = FlagReplica
-	srv.mu.Unlock()
+	tm, srv := syncModuleAs(t, f, FlagReplica)
 	for range 3 {
 		_, err := tm.Module.sync.syncOnce()
 		require.NoError(t, err)
