@@ -3,7 +3,7 @@
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
-.PHONY: all deps build binaries run test unit lint bench clean
+.PHONY: all deps build binaries run test unit lint bench clean valkey-versions test-versions
 
 all: build
 
@@ -29,6 +29,22 @@ run: build
 # The whole suite: unit tests and integration tests against real servers.
 test: build lint
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The other Valkey versions we support, built from Debian's source packages
+# into build/valkey/<version>/bin (scripts/valkey-versions.txt lists them);
+# a version already built is kept.
+valkey-versions:
+	@scripts/valkey-versions.sh
+
+# The integration suite against each of them; make test runs it against
+# the default server (bookworm-backports' valkey-server). VALKEY_SERVER
+# points the tests at a server binary, and at the cli and benchmark beside it.
+VERSIONS = $(shell grep -v '^[[:space:]]*\(\#\|$$\)' scripts/valkey-versions.txt | cut -d' ' -f1)
+test-versions: build valkey-versions
+	@set -e; for v in $(VERSIONS); do \
+	  echo "== Valkey $$v"; \
+	  VALKEY_SERVER=$(CURDIR)/build/valkey/$$v/bin/valkey-server $(GO) test -count=1 -timeout 20m ./itest/; \
+	done
 
 # Unit tests only: no server, no cgo.
 unit:

@@ -183,7 +183,7 @@ func run(b *testing.B, sc *scenario, pipeline, n int) sample {
 	}
 	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(sc.server.Port), "-n", strconv.Itoa(n),
 		"-r", strconv.Itoa(keyspace), "-c", strconv.Itoa(clients), "-P", strconv.Itoa(pipeline), "--csv"}
-	out, err := exec.Command("valkey-benchmark", append(args, sc.command...)...).Output()
+	out, err := vtest.Command(b, "valkey-benchmark", append(args, sc.command...)...).Output()
 	if err != nil {
 		b.Fatalf("valkey-benchmark for %s: %v", sc.name, err)
 	}

@@ -223,16 +223,7 @@ func goAuxLoad(buf *C.char, n C.size_t) (ok C.int) {
 }
 
 //export goLoadingStarted
-func goLoadingStarted() {
-	defer func() {
-		if r := recover(); r != nil {
-			logPanic("loading", r)
-		}
-	}()
-	if mod != nil {
-		mod.Reset()
-	}
-}
+func goLoadingStarted() { withModule("loading", (*module.Module).Reset) }
 
 //export goForkBorn
 func goForkBorn(ctx *C.ValkeyModuleCtx) {
@@ -311,13 +302,20 @@ func goAfterStartup(ctx *C.ValkeyModuleCtx) {
 }
 
 //export goRoleChanged
-func goRoleChanged() {
+func goRoleChanged() { withModule("a role change", (*module.Module).RoleChanged) }
+
+//export goShutdown
+func goShutdown() { withModule("the shutdown", (*module.Module).Shutdown) }
+
+// withModule runs a server event's handler on the loaded module,
+// recovering a panic into a log line.
+func withModule(what string, handle func(*module.Module)) {
 	defer func() {
 		if r := recover(); r != nil {
-			logPanic("a role change", r)
+			logPanic(what, r)
 		}
 	}()
 	if mod != nil {
-		mod.RoleChanged()
+		handle(mod)
 	}
 }

@@ -56,7 +56,16 @@ func cstr(s string) *C.char {
 // load builds the module during OnLoad: subcommands, configs, module
 // arguments, INFO and the keyspace subscription.
 func load(ctx *C.ValkeyModuleCtx, args []string) error {
-	if C.iungo_register_persistence(ctx) == 0 {
+	version := module.ServerVersion(C.iungo_server_version())
+	serverVersion = version.String()
+	features := module.FeaturesOf(version)
+	e := features.ScriptErrors
+	notAllowed, wrongArity, unknown := C.CString(e.NotAllowed), C.CString(e.WrongArity), C.CString(e.Unknown)
+	C.iungo_set_script_errors(notAllowed, wrongArity, unknown)
+	C.free(unsafe.Pointer(notAllowed))
+	C.free(unsafe.Pointer(wrongArity))
+	C.free(unsafe.Pointer(unknown))
+	if C.iungo_register_persistence(ctx, boolInt(features.AtomicSlotMigration)) == 0 {
 		return fmt.Errorf("cannot register the iungo-cfg aux data type or the server events")
 	}
 	m := module.New(module.Hooks{
@@ -128,14 +137,12 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	setCrashOutput(ctx)
 	cluster := module.CtxFlags(C.iungo_ctx_flags(ctx))&module.FlagCluster != 0
 	m.SetClusterMode(cluster)
-	if cluster && C.iungo_watch_migrations(ctx) == 0 {
+	if cluster && C.iungo_watch_migrations(ctx, boolInt(features.CommandNames)) == 0 {
 		return fmt.Errorf("cannot register the command filter that tells slot migration from writes")
 	}
 	if C.iungo_watch_role(ctx) == 0 {
 		return fmt.Errorf("cannot watch replication role changes")
 	}
-	v := int(C.iungo_server_version())
-	serverVersion = fmt.Sprintf("%d.%d.%d", v>>16&0xff, v>>8&0xff, v&0xff)
 	nodeAddress = defaultAddress(ctx, cluster)
 	logLine(module.LogNotice, fmt.Sprintf("iungo %s loaded on Valkey %s", module.ModuleVersion, serverVersion))
 	return nil

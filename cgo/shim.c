@@ -35,6 +35,7 @@
 #define VALKEYMODULE_CMDFILTER_NOSELF (1 << 0)
 #define VALKEYMODULE_EVENT_REPLICATION_ROLE_CHANGED 0
 #define VALKEYMODULE_EVENT_LOADING 3
+#define VALKEYMODULE_EVENT_SHUTDOWN 5
 #define VALKEYMODULE_EVENT_FORK_CHILD 13
 #define VALKEYMODULE_SUBEVENT_LOADING_RDB_START 0
 #define VALKEYMODULE_SUBEVENT_LOADING_AOF_START 1
@@ -421,9 +422,9 @@ static void record_command(ValkeyModuleCommandFilterCtx *fctx) {
                                                                             : CMD_OTHER;
 }
 
-int iungo_watch_migrations(ValkeyModuleCtx *ctx) {
+int iungo_watch_migrations(ValkeyModuleCtx *ctx, int command_names) {
     cluster_mode = 1;
-    names_known = GetServerVersion() >= 0x00080100;
+    names_known = command_names;
     return names_known || RegisterCommandFilter(ctx, record_command, VALKEYMODULE_CMDFILTER_NOSELF) != NULL;
 }
 
@@ -574,34 +575,50 @@ static void serialise(buf_t *b, ValkeyModuleCallReply *r) {
     }
 }
 
+/* How the server's own Lua words the errors of calls that never ran: set
+ * from Go at load, by server version (module.FeaturesOf). */
+static char *err_not_allowed, *err_wrong_arity, *err_unknown;
+
+void iungo_set_script_errors(const char *not_allowed, const char *wrong_arity, const char *unknown) {
+    err_not_allowed = strdup(not_allowed);
+    err_wrong_arity = strdup(wrong_arity);
+    err_unknown = strdup(unknown);
+}
+
+static const char *script_wording(const char *set, const char *fallback) {
+    return set ? set : fallback;
+}
+
+/* script_error returns the message the server's own Lua shows for errors
+ * it words differently from the command's reply, or NULL. */
+static const char *script_error(ValkeyModuleCallReply *r, int err) {
+    size_t len;
+    const char *msg = CallReplyStringPtr(r, &len);
+#define STARTS(prefix) (len >= sizeof(prefix) - 1 && memcmp(msg, prefix, sizeof(prefix) - 1) == 0)
+    if (err == ESPIPE && STARTS("ERR command "))
+        return script_wording(err_not_allowed, "ERR This Valkey command is not allowed from script");
+    if (err == EINVAL && STARTS("ERR wrong number of arguments for "))
+        return script_wording(err_wrong_arity, "ERR Wrong number of args calling command from script");
+    if (err == ENOENT && STARTS("ERR unknown command '"))
+        return script_wording(err_unknown, "ERR Unknown command called from script");
+#undef STARTS
+    return NULL;
+}
+
 static const char *errno_message(int err) {
     switch (err) {
     case EBADF: return "ERR internal error: bad call format";
-    case EINVAL: return "ERR Wrong number of args calling command from script";
-    case ENOENT: return "ERR Unknown command called from script";
+    case EINVAL: return script_wording(err_wrong_arity, "ERR Wrong number of args calling command from script");
+    case ENOENT: return script_wording(err_unknown, "ERR Unknown command called from script");
     case EPERM: return "ERR key lives in another cluster slot than this node serves";
     case EROFS: return "ERR cluster is read-only";
     case ENETDOWN: return "ERR cluster is down";
     case ENOTSUP: return "ERR no ACL user attached to the trigger context";
     case EACCES: return "NOPERM ACL denied the command";
     case ENOSPC: return "OOM command not allowed when used memory > 'maxmemory'";
-    case ESPIPE: return "ERR This Valkey command is not allowed from script";
+    case ESPIPE: return script_wording(err_not_allowed, "ERR This Valkey command is not allowed from script");
     default: return "ERR command failed";
     }
-}
-
-/* script_error returns the message Valkey's own Lua scripting shows for
- * errors it words differently from the command's reply, or NULL. */
-static const char *script_error(ValkeyModuleCallReply *r, int err) {
-    size_t len;
-    const char *msg = CallReplyStringPtr(r, &len);
-#define STARTS(prefix) (len >= sizeof(prefix) - 1 && memcmp(msg, prefix, sizeof(prefix) - 1) == 0)
-    if (err == ESPIPE && STARTS("ERR command ")) return "ERR This Valkey command is not allowed from script";
-    if (err == EINVAL && STARTS("ERR wrong number of arguments for "))
-        return "ERR Wrong number of args calling command from script";
-    if (err == ENOENT && STARTS("ERR unknown command '")) return "ERR Unknown command called from script";
-#undef STARTS
-    return NULL;
 }
 
 /* The reply buffer of iungo_call, kept between calls: Go reads each reply
@@ -619,7 +636,7 @@ char *iungo_call(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int 
     out.failed = 0;
     char name[64];
     if (argc < 1 || lens[0] >= sizeof(name) || memchr(buf, 0, lens[0])) {
-        const char *msg = "ERR Unknown command called from script";
+        const char *msg = errno_message(ENOENT);
         put_bytes(&out, '-', msg, strlen(msg));
         reply_buf = out;
         *outlen = out.len;
@@ -1123,12 +1140,17 @@ int iungo_out_of_memory(ValkeyModuleCtx *ctx) {
     return oom;
 }
 
-int iungo_register_persistence(ValkeyModuleCtx *ctx) {
+static void on_shutdown(ValkeyModuleCtx *ctx, ValkeyModuleEvent eid, uint64_t subevent, void *data) {
+    (void)ctx, (void)eid, (void)subevent, (void)data;
+    goShutdown();
+}
+
+int iungo_register_persistence(ValkeyModuleCtx *ctx, int atomic_slot_migration) {
     crc_init();
     /* Valkey 9.0+ refuses atomic slot migration (CLUSTER MIGRATESLOTS)
      * while a module that does not handle it is loaded: iungo does. */
     int options = VALKEYMODULE_OPTIONS_HANDLE_IO_ERRORS;
-    if (GetServerVersion() >= 0x00090000) options |= VALKEYMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION;
+    if (atomic_slot_migration) options |= VALKEYMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION;
     SetModuleOptions(ctx, options);
     ValkeyModuleTypeMethods tm = {0};
     tm.version = VALKEYMODULE_TYPE_METHOD_VERSION;
@@ -1136,9 +1158,13 @@ int iungo_register_persistence(ValkeyModuleCtx *ctx) {
     tm.aux_save2 = aux_save;
     tm.aux_save_triggers = VALKEYMODULE_AUX_BEFORE_RDB;
     if (!CreateDataType(ctx, "iungo-cfg", SNAPSHOT_ENCVER, &tm)) return 0;
-    ValkeyModuleEvent loading = {VALKEYMODULE_EVENT_LOADING, 1}, fork = {VALKEYMODULE_EVENT_FORK_CHILD, 1};
+    /* A module with a data type is never unloaded, not even at shutdown
+     * (9.x tries and logs why not): the shutdown event is its last word. */
+    ValkeyModuleEvent loading = {VALKEYMODULE_EVENT_LOADING, 1}, fork = {VALKEYMODULE_EVENT_FORK_CHILD, 1},
+                      shutdown = {VALKEYMODULE_EVENT_SHUTDOWN, 1};
     return SubscribeToServerEvent(ctx, loading, on_loading) == VALKEYMODULE_OK &&
-           SubscribeToServerEvent(ctx, fork, on_fork) == VALKEYMODULE_OK;
+           SubscribeToServerEvent(ctx, fork, on_fork) == VALKEYMODULE_OK &&
+           SubscribeToServerEvent(ctx, shutdown, on_shutdown) == VALKEYMODULE_OK;
 }
 
 static void after_startup(ValkeyModuleCtx *ctx, void *data) {

@@ -81,9 +81,13 @@ void iungo_info_string(ValkeyModuleInfoCtx *ctx, const char *name, size_t namele
 int iungo_server_version(void);
 
 /* Persistence, during OnLoad: the aux data type that carries the
- * configuration in RDB files, and the server events around loading and
- * forking. */
-int iungo_register_persistence(ValkeyModuleCtx *ctx);
+ * configuration in RDB files, and the server events around loading,
+ * forking and shutdown (goShutdown). atomic_slot_migration declares that
+ * the module handles CLUSTER MIGRATESLOTS (9.0+). */
+int iungo_register_persistence(ValkeyModuleCtx *ctx, int atomic_slot_migration);
+/* The wording of the errors of calls that never ran, as this server's own
+ * Lua words them; copied. */
+void iungo_set_script_errors(const char *not_allowed, const char *wrong_arity, const char *unknown);
 /* Runs goAfterStartup once the event loop runs, after the startup load. */
 void iungo_after_startup(ValkeyModuleCtx *ctx);
 
@@ -120,8 +124,9 @@ int iungo_writes_paused(void);
 /* Whether the server would refuse a write that may grow memory now, by
  * the rule it applies to scripts. */
 int iungo_out_of_memory(ValkeyModuleCtx *ctx);
-/* In cluster mode: skip the events of slot migration (see shim.c). */
-int iungo_watch_migrations(ValkeyModuleCtx *ctx);
+/* In cluster mode: skip the events of slot migration (see shim.c);
+ * command_names when notifications run on the command's client (8.1+). */
+int iungo_watch_migrations(ValkeyModuleCtx *ctx, int command_names);
 long long iungo_migration_events(void);
 /* Calls goRoleChanged when the node becomes a primary or a replica. */
 int iungo_watch_role(ValkeyModuleCtx *ctx);

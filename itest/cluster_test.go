@@ -3,7 +3,6 @@ package itest
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +99,7 @@ func TestClusterIntegration(t *testing.T) {
 	t.Run("one digest on six nodes", func(t *testing.T) { oneDigest(t, c) })
 	t.Run("reshard with valkey-cli", func(t *testing.T) { reshardWithCLI(t, c) })
 	t.Run("reshard by hand", func(t *testing.T) { reshardByHand(t, c) })
+	t.Run("atomic slot migration", func(t *testing.T) { reshardAtomically(t, c) })
 	t.Run("kill -9 of a primary", func(t *testing.T) { killPrimary(t, c) })
 	t.Run("push and failover", func(t *testing.T) { pushAndFailover(t, c) })
 }
@@ -147,33 +147,66 @@ func countOn(t *testing.T, s *vtest.Server, keys []string) int64 {
 	return n
 }
 
+// aSlotToMove writes a session and an order into src's lowest slot; it
+// returns the slot, its hash tag, the keys written and the runs so far.
+func aSlotToMove(t *testing.T, c *vtest.Cluster, src *vtest.Server) (slot int, tag string, keys []string, runs int) {
+	t.Helper()
+	slot = lowestSlot(t, c, src)
+	tag = tagFor(slot)
+	writeSession(t, c, tag)
+	return slot, tag, sessionKeys(tag), totalRuns(t, c)
+}
+
+// checkMoved checks that a move fired nothing and lost nothing, and that
+// the next write fires once, on the new owner.
+func checkMoved(t *testing.T, c *vtest.Cluster, dst *vtest.Server, tag string, keys []string, before int) {
+	t.Helper()
+	assert.Equal(t, before, totalRuns(t, c), "no trigger ran for the migration")
+	assert.Equal(t, int64(len(keys)), countOn(t, dst, keys), "no key lost")
+	require.NoError(t, c.Do("HSET", tag+":order:1", "status", "completed").Error())
+	assert.Equal(t, "10", str(t, dst, "GET", tag+":points"), "a write after the move fires once, on the new owner")
+	// order-points, and the "new" trigger for the two keys it creates.
+	assert.Equal(t, before+3, totalRuns(t, c))
+}
+
 func reshardWithCLI(t *testing.T, c *vtest.Cluster) {
 	primaries := c.Primaries()
 	src, dst := primaries[0], primaries[1]
-	slot := lowestSlot(t, c, src)
-	tag := tagFor(slot)
-	writeSession(t, c, tag)
-	keys := sessionKeys(tag)
-	before := totalRuns(t, c)
+	slot, tag, keys, before := aSlotToMove(t, c, src)
 	migrations := intField(t, src, "migration_events") + intField(t, dst, "migration_events")
 
-	out, err := exec.Command("valkey-cli", "--cluster", "reshard", src.Addr, "--cluster-from", src.ID(), "--cluster-to", dst.ID(),
+	out, err := vtest.Command(t, "valkey-cli", "--cluster", "reshard", src.Addr, "--cluster-from", src.ID(), "--cluster-to", dst.ID(),
 		"--cluster-slots", "1", "--cluster-yes").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	c.WaitHealthy(30 * time.Second)
 	require.Equal(t, dst, c.Owner(slot))
 
-	assert.Equal(t, before, totalRuns(t, c), "no trigger ran for the migration")
 	assert.Greater(t, intField(t, src, "migration_events")+intField(t, dst, "migration_events"), migrations)
-	assert.Equal(t, int64(len(keys)), countOn(t, dst, keys), "no key lost")
 	assert.Zero(t, num(t, src, "CLUSTER", "COUNTKEYSINSLOT", strconv.Itoa(slot)))
-
 	srcRuns := intField(t, src, "runs")
-	require.NoError(t, c.Do("HSET", tag+":order:1", "status", "completed").Error())
-	assert.Equal(t, "10", str(t, dst, "GET", tag+":points"), "a write after the move fires once, on the new owner")
-	// order-points, and the "new" trigger for the two keys it creates.
-	assert.Equal(t, before+3, totalRuns(t, c))
+	checkMoved(t, c, dst, tag, keys, before)
 	assert.Equal(t, srcRuns, intField(t, src, "runs"))
+}
+
+// reshardAtomically moves a slot with CLUSTER MIGRATESLOTS (Valkey 9.0+):
+// the target imports it as a replicated stream and the source drops the
+// slot's keys outside any command; neither fires a trigger.
+func reshardAtomically(t *testing.T, c *vtest.Cluster) {
+	primaries := c.Primaries()
+	if v := serverVersion(t, primaries[0]); v < module.Version(9, 0, 0) {
+		t.Skipf("atomic slot migration needs Valkey 9.0; this is %s", v)
+	}
+	// primaries[2] gave its lowest slot away by hand: the next is fresh.
+	src, dst := primaries[2], primaries[1]
+	slot, tag, keys, before := aSlotToMove(t, c, src)
+
+	s := strconv.Itoa(slot)
+	src.MustDo("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", s, s, "NODE", dst.ID())
+	vtest.Eventually(t, 30*time.Second, "the slot moved and the source dropped its keys", func() bool {
+		return c.Owner(slot) == dst && num(t, src, "CLUSTER", "COUNTKEYSINSLOT", s) == 0
+	})
+	c.WaitHealthy(30 * time.Second)
+	checkMoved(t, c, dst, tag, keys, before)
 }
 
 // migrate moves keys of slot from src to dst as valkey-cli does, by hand.
@@ -186,11 +219,7 @@ func migrate(t *testing.T, src, dst *vtest.Server, keys ...string) {
 func reshardByHand(t *testing.T, c *vtest.Cluster) {
 	primaries := c.Primaries()
 	src, dst := primaries[2], primaries[0]
-	slot := lowestSlot(t, c, src)
-	tag := tagFor(slot)
-	writeSession(t, c, tag)
-	keys := sessionKeys(tag)
-	before := totalRuns(t, c)
+	slot, tag, keys, before := aSlotToMove(t, c, src)
 	s := strconv.Itoa(slot)
 	dst.MustDo("CLUSTER", "SETSLOT", s, "IMPORTING", src.ID())
 	src.MustDo("CLUSTER", "SETSLOT", s, "MIGRATING", dst.ID())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/internal/vtest"
+	"github.com/valkey-iungo/valkey-iungo/module"
 )
 
 // as runs one command as an ACL user on its own connection.
@@ -33,8 +34,17 @@ func as(t *testing.T, s *vtest.Server, user string, args ...string) error {
 // the server, as the README says.
 func TestACLIntegration(t *testing.T) {
 	s := vtest.Start(t, vtest.Options{})
-	s.MustDo("ACL", "SETUSER", "ops", "on", ">pw", "-@all", "+@iungo")
-	s.MustDo("ACL", "SETUSER", "app", "on", ">pw", "+@all", "~*", "-@iungo")
+	if serverVersion(t, s) < module.Version(8, 0, 0) {
+		// Module ACL categories came with 8.0: the subcommands are still
+		// ACL units, without @iungo.
+		require.ErrorContains(t, s.Do("ACL", "SETUSER", "ops", "+@iungo").Error(), "category")
+		assert.Contains(t, s.Log(), "the IUNGO subcommands are not in @iungo")
+		s.MustDo("ACL", "SETUSER", "ops", "on", ">pw", "-@all", "+iungo")
+		s.MustDo("ACL", "SETUSER", "app", "on", ">pw", "+@all", "~*", "-iungo")
+	} else {
+		s.MustDo("ACL", "SETUSER", "ops", "on", ">pw", "-@all", "+@iungo")
+		s.MustDo("ACL", "SETUSER", "app", "on", ">pw", "+@all", "~*", "-@iungo")
+	}
 	s.MustDo("ACL", "SETUSER", "viewer", "on", ">pw", "+@all", "~*", "-@admin")
 	s.MustDo("ACL", "SETUSER", "scripter", "on", ">pw", "+@all", "~*", "-iungo|trigger")
 

@@ -54,8 +54,8 @@ redis.call('SET', 'cmp:out', table.concat(out, '\n'))
 func TestMatchesEvalIntegration(t *testing.T) {
 	s := vtest.Start(t, vtest.Options{})
 	s.MustDo("EVAL", compareScript, "0")
-	// Valkey 8.0 words one message "This Redis command", 9.x "This Valkey command".
-	viaEval := strings.ReplaceAll(str(t, s, "GET", "cmp:out"), "This Redis command", "This Valkey command")
+	// Error words differ by version (7.2, 8.0, 9.1): the module follows.
+	viaEval := str(t, s, "GET", "cmp:out")
 
 	s.MustDo("IUNGO", "SCRIPT", "SET", "compare", compareScript)
 	s.MustDo("IUNGO", "TRIGGER", "SET", "go", "set", "compare")

@@ -97,6 +97,7 @@ type syncer struct {
 	changed     chan struct{}
 	roleChanged chan struct{} // the node became a primary or a replica
 	stop        chan struct{}
+	stopOnce    sync.Once
 }
 
 func newSyncer(m *Module) *syncer {
@@ -251,6 +252,14 @@ func (s *syncer) loop() {
 			}
 		}
 	}
+}
+
+// Shutdown stops the sync with the server: no request to iungo leaves a
+// node that is going away. The module is never unloaded (it owns a data
+// type, and a Go runtime cannot leave a process), so this is its last word.
+func (m *Module) Shutdown() {
+	m.sync.stopOnce.Do(func() { close(m.sync.stop) })
+	m.logf(LogNotice, "iungo: the server shuts down; the sync with iungo stopped")
 }
 
 // RoleChanged tells the sync that the node became a primary or a replica.

@@ -2,7 +2,6 @@ package vtest
 
 import (
 	"context"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,7 +40,7 @@ func StartCluster(tb testing.TB, primaries, replicas int, opts Options) *Cluster
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
-	if out, err := exec.Command("valkey-cli", args...).CombinedOutput(); err != nil {
+	if out, err := Command(tb, "valkey-cli", args...).CombinedOutput(); err != nil {
 		tb.Fatalf("vtest: valkey-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitHealthy(60 * time.Second)
@@ -69,7 +68,7 @@ func (c *Cluster) WaitHealthy(within time.Duration) {
 				return false
 			}
 		}
-		if out, err := exec.Command("valkey-cli", "--cluster", "check", c.Live()[0].Addr).CombinedOutput(); err != nil ||
+		if out, err := Command(c.t, "valkey-cli", "--cluster", "check", c.Live()[0].Addr).CombinedOutput(); err != nil ||
 			!strings.Contains(string(out), "[OK] All 16384 slots covered") || strings.Contains(string(out), "[WARNING]") {
 			return false
 		}

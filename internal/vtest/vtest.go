@@ -75,15 +75,47 @@ func ModulePath(tb testing.TB) string {
 	return p
 }
 
+// Binary finds valkey-server, valkey-cli or valkey-benchmark: next to
+// $VALKEY_SERVER when it is set (make test-versions points it at each
+// built server), else on the PATH. One setting picks the version for every
+// tool, so that a cluster is never created by another version's cli.
+func Binary(name string) (string, error) {
+	if server := os.Getenv("VALKEY_SERVER"); server != "" {
+		p := filepath.Join(filepath.Dir(server), name)
+		if name == "valkey-server" {
+			p = server
+		}
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("VALKEY_SERVER is %s but %s is not there: %w", server, name, err)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s is not installed; make test installs it (scripts/install-deps.sh)", name)
+	}
+	return p, nil
+}
+
+// Command is exec.Command for one of the Valkey tools (see Binary).
+func Command(tb testing.TB, name string, args ...string) *exec.Cmd {
+	tb.Helper()
+	bin, err := Binary(name)
+	if err != nil {
+		tb.Fatalf("vtest: %v", err)
+	}
+	return exec.Command(bin, args...)
+}
+
 // Start starts a server and stops it when the test ends.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("integration test: needs valkey-server (run without -short)")
 	}
-	bin, err := exec.LookPath("valkey-server")
+	bin, err := Binary("valkey-server")
 	if err != nil {
-		tb.Fatal("vtest: valkey-server is not installed; make test installs it (scripts/install-deps.sh)")
+		tb.Fatalf("vtest: %v", err)
 	}
 	s := &Server{t: tb, opts: opts, Dir: opts.Dir}
 	if s.Dir == "" {
@@ -266,7 +298,7 @@ func (s *Server) StartAgain() {
 // TryStart starts a stopped server in the same directory and returns why it
 // did not come up, with the process already gone in that case.
 func (s *Server) TryStart() error {
-	bin, err := exec.LookPath("valkey-server")
+	bin, err := Binary("valkey-server")
 	if err != nil {
 		return err
 	}
