@@ -59,6 +59,17 @@ func (x serverCtx) Call(args []string) scripting.Reply {
 	return r
 }
 
+func (x serverCtx) CheckACL(args []string) (allowed, known bool) {
+	packArgs(args)
+	switch C.iungo_acl_check(x.c, argsPtr(), &callLens[0], C.int(len(args))) {
+	case 1:
+		return true, true
+	case 0:
+		return false, true
+	}
+	return false, false
+}
+
 // AttachUser and DetachUser serve jobs, which the shim starts with the
 // module's own user attached and ends by detaching any user.
 func (x serverCtx) AttachUser(name string) error {

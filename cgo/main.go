@@ -101,6 +101,7 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 			return fmt.Errorf("cannot create the subcommand IUNGO %s", strings.ToUpper(noun.Name))
 		}
 	}
+	m.SetServerVersion(version)
 	mod = m // the config callbacks below reach it
 	for i, o := range module.NumericOptions {
 		name := C.CString(o.Name)

@@ -154,6 +154,7 @@ static int (*RegisterStringConfig)(ValkeyModuleCtx *, const char *, const char *
                                    ValkeyModuleConfigApplyFunc, void *);
 static int (*SetCommandACLCategories)(ValkeyModuleCommand *, const char *);
 static int (*AddACLCategory)(ValkeyModuleCtx *, const char *); /* Valkey 8.0+, else NULL */
+static int (*ACLCheckCommandPermissions)(ValkeyModuleUser *, ValkeyModuleString **, int);
 static ValkeyModuleUser *(*CreateModuleUser)(const char *);
 static int (*SetModuleUserACL)(ValkeyModuleUser *, const char *);
 static ValkeyModuleUser *(*GetModuleUserFromUserName)(ValkeyModuleString *);
@@ -352,6 +353,7 @@ static int init(ValkeyModuleCtx *ctx) {
     REQUIRE(RegisterStringConfig);
     REQUIRE(SetCommandACLCategories);
     REQUIRE(CreateModuleUser);
+    REQUIRE(ACLCheckCommandPermissions);
     REQUIRE(SetModuleUserACL);
     REQUIRE(GetModuleUserFromUserName);
     REQUIRE(FreeModuleUser);
@@ -1203,21 +1205,45 @@ int iungo_attach_user(ValkeyModuleCtx *ctx, const char *name, size_t len) {
     return 1;
 }
 
-int iungo_command_keys(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc, int *pos, int *flags,
-                       int max) {
-    ValkeyModuleString *small[16], **argv = argc > 16 ? malloc(sizeof(*argv) * (size_t)argc) : small;
-    if (!argv) return -1;
+/* new_argv makes server strings of a command packed as for iungo_call, in
+ * small when it fits; free_argv frees them. */
+static ValkeyModuleString **new_argv(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc,
+                                     ValkeyModuleString **small) {
+    ValkeyModuleString **argv = argc > 16 ? malloc(sizeof(*argv) * (size_t)argc) : small;
+    if (!argv) return NULL;
     const char *p = buf;
     for (int i = 0; i < argc; i++) {
         argv[i] = CreateString(ctx, p, lens[i]);
         p += lens[i];
     }
+    return argv;
+}
+
+static void free_argv(ValkeyModuleCtx *ctx, ValkeyModuleString **argv, int argc, ValkeyModuleString **small) {
+    for (int i = 0; i < argc; i++) FreeString(ctx, argv[i]);
+    if (argv != small) free(argv);
+}
+
+int iungo_acl_check(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc) {
+    ValkeyModuleUser *user = named_user ? named_user : module_user;
+    ValkeyModuleString *small[16], **argv;
+    if (!user || argc < 1 || !(argv = new_argv(ctx, buf, lens, argc, small))) return -1;
+    errno = 0;
+    int ok = ACLCheckCommandPermissions(user, argv, argc) == VALKEYMODULE_OK;
+    int err = errno;
+    free_argv(ctx, argv, argc, small);
+    return ok ? 1 : err == ENOENT ? -1 : 0;
+}
+
+int iungo_command_keys(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc, int *pos, int *flags,
+                       int max) {
+    ValkeyModuleString *small[16], **argv = new_argv(ctx, buf, lens, argc, small);
+    if (!argv) return -1;
     int n = 0, *kflags = NULL;
     errno = 0;
     int *keys = GetCommandKeysWithFlags(ctx, argv, argc, &n, &kflags);
     int err = errno;
-    for (int i = 0; i < argc; i++) FreeString(ctx, argv[i]);
-    if (argv != small) free(argv);
+    free_argv(ctx, argv, argc, small);
     if (!keys) return err ? -1 : 0;
     if (n > max) n = max;
     for (int i = 0; i < n; i++) {

@@ -124,6 +124,9 @@ int iungo_writes_paused(void);
 /* Whether the server would refuse a write that may grow memory now, by
  * the rule it applies to scripts. */
 int iungo_out_of_memory(ValkeyModuleCtx *ctx);
+/* Whether the script user of the job in progress may run a command: 1
+ * yes, 0 no, -1 no such command. */
+int iungo_acl_check(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc);
 /* In cluster mode: skip the events of slot migration (see shim.c);
  * command_names when notifications run on the command's client (8.1+). */
 int iungo_watch_migrations(ValkeyModuleCtx *ctx, int command_names);

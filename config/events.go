@@ -121,31 +121,45 @@ func ClassNames(mask Class) []string {
 	return out
 }
 
-// eventNames are the keyspace events Valkey 7.2 to 9.1 raise, by class.
-var eventNames = map[string]bool{}
+// eventClasses maps each keyspace event Valkey 7.2 to 9.1 raises to its
+// class.
+var eventClasses = map[string]Class{}
 
 func init() {
-	for _, list := range []string{
-		// generic
-		"del expire expired evicted rename_from rename_to move_from move_to copy_to restore persist new keymiss",
-		// string
-		"set setrange incrby incrbyfloat append setbit pfadd",
-		// list
-		"lpush rpush lpop rpop linsert lset lrem ltrim sortstore",
-		// set
-		"sadd srem spop sinterstore sunionstore sdiffstore",
-		// hash, with 9.0's field expiry
-		"hset hdel hincrby hincrbyfloat hexpire hpersist hexpired",
-		// sorted set
-		"zadd zincr zrem zremrangebyrank zremrangebyscore zremrangebylex zpopmin zpopmax " +
-			"zinterstore zunionstore zdiffstore zrangestore georadiusstore geosearchstore",
-		// stream
-		"xadd xtrim xdel xsetid xgroup-create xgroup-createconsumer xgroup-delconsumer xgroup-destroy xgroup-setid",
+	for _, l := range []struct {
+		class Class
+		names string
+	}{
+		{ClassGeneric, "del expire rename_from rename_to move_from move_to copy_to restore persist"},
+		{ClassExpired, "expired"},
+		{ClassEvicted, "evicted"},
+		{ClassNew, "new"},
+		{ClassKeymiss, "keymiss"},
+		{ClassString, "set setrange incrby incrbyfloat append setbit pfadd"},
+		{ClassList, "lpush rpush lpop rpop linsert lset lrem ltrim sortstore"},
+		{ClassSet, "sadd srem spop sinterstore sunionstore sdiffstore"},
+		// with 9.0's field expiry
+		{ClassHash, "hset hdel hincrby hincrbyfloat hexpire hpersist hexpired"},
+		{ClassZset, "zadd zincr zrem zremrangebyrank zremrangebyscore zremrangebylex zpopmin zpopmax " +
+			"zinterstore zunionstore zdiffstore zrangestore georadiusstore geosearchstore"},
+		{ClassStream, "xadd xtrim xdel xsetid xgroup-create xgroup-createconsumer xgroup-delconsumer xgroup-destroy xgroup-setid"},
 	} {
-		for _, name := range strings.Fields(list) {
-			eventNames[name] = true
+		for _, name := range strings.Fields(l.names) {
+			eventClasses[name] = l.class
 		}
 	}
+}
+
+// EventClass is the class of the notifications that carry an event: a
+// name with a dot (json.set) is another module's, an unknown name none.
+func EventClass(event string) (Class, bool) {
+	if c, ok := eventClasses[event]; ok {
+		return c, true
+	}
+	if strings.Contains(event, ".") {
+		return ClassModule, true
+	}
+	return 0, false
 }
 
 // AllEvents is the event list that matches every event.
@@ -170,13 +184,18 @@ func ParseEvents(list string) ([]string, error) {
 			return nil, fmt.Errorf("empty event name in %q; separate names with single commas", list)
 		case name == AllEvents:
 			return nil, fmt.Errorf("* cannot be combined with other events in %q", list)
-		case !eventNames[name] && !strings.Contains(name, "."):
+		case !isEvent(name):
 			return nil, fmt.Errorf("unknown event %q; use names from keyspace notifications (set, hset, del, expired, incrby, ...), module events like json.set, or *", name)
 		}
 		out = append(out, name)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+func isEvent(name string) bool {
+	_, ok := EventClass(name)
+	return ok
 }
 
 // FormatEvents is the inverse of ParseEvents.

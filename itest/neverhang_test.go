@@ -66,7 +66,7 @@ func TestPauseKeymissIntegration(t *testing.T) {
 	require.True(t, p.Alive())
 	tr := triggerList(t, p)[0]
 	assert.Equal(t, "1", field(t, tr, "errors"))
-	assert.Contains(t, field(t, tr, "last_error"), `event keymiss on key "cache:1" not run: writes are paused`)
+	assert.Contains(t, field(t, tr, "last_error"), `event keymiss on key "cache:1": not run: writes are paused`)
 
 	p.MustDo("GET", "cache:3")
 	vtest.Eventually(t, 5*time.Second, "the miss after the pause counted on both", func() bool {

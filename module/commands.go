@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"math"
 	"runtime/metrics"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/valkey-iungo/valkey-iungo/config"
+	"github.com/valkey-iungo/valkey-iungo/router"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
@@ -45,11 +48,13 @@ func init() {
 		{"script unset", "<name>", 1, kindManage, "Remove a script that no trigger uses.", cmdScriptUnset},
 		{"script get", "<name>", 1, kindRead, "Return the source of a script.", cmdScriptGet},
 		{"script list", "", 0, kindRead, "List the scripts with their size and the number of triggers using them.", cmdScriptList},
+		{"script run", "<name> <key> [<event>] [DRYRUN]", -2, kindRead, "Run a script now as a trigger would for <key> and <event> (default set), and answer with what it returned, its log lines, its error and its run time. Its writes apply and replicate, as a client's would (primary only). With DRYRUN no write runs: each gets the status reply DRYRUN, and the reply lists them.", cmdScriptRun},
 		{"trigger set", "<key-pattern> <events> <script>", 3, kindManage, "Create the trigger (pattern, events), or point it at another script. <events> is a comma-separated list such as set,hset, or *.", cmdTriggerSet},
 		{"trigger unset", "<key-pattern> <events>", 2, kindManage, "Remove a trigger.", cmdTriggerUnset},
 		{"trigger enable", "<key-pattern> <events>", 2, kindManage, "Enable a trigger.", cmdTriggerEnable(true)},
 		{"trigger disable", "<key-pattern> <events>", 2, kindManage, "Disable a trigger; it keeps its counters.", cmdTriggerEnable(false)},
 		{"trigger list", "", 0, kindRead, "List the triggers in registration order with their counters and last error.", cmdTriggerList},
+		{"trigger match", "<key> [<event>]", -1, kindRead, "List the triggers whose pattern matches <key>, in the order they would run, each with fires 1 or 0 and, for 0, why not (disabled, paused, event class off, other event). Without <event>, says whether each would fire for one of its events.", cmdTriggerMatch},
 		{"event set", "<class> [<class> ...]", -1, kindManage, "Enable event classes: names (generic, string, list, set, hash, zset, stream, expired, evicted, keymiss, new, module, all) or letters (g$lshztxemndA), comma- or space-separated.", cmdEventSet(true)},
 		{"event unset", "<class> [<class> ...]", -1, kindManage, "Disable event classes; their events fire nothing.", cmdEventSet(false)},
 		{"event list", "", 0, kindRead, "List the enabled event classes.", cmdEventList},
@@ -358,17 +363,23 @@ func cmdTriggerEnable(on bool) func(*Module, Ctx, []string) error {
 	}
 }
 
+// replyTrigger opens a map of n fields with the trigger's first three:
+// pattern, events and script.
+func replyTrigger(w ReplyWriter, t *Trigger, n int) {
+	w.ReplyMap(n)
+	w.ReplyString("pattern")
+	w.ReplyString(t.Pattern)
+	w.ReplyString("events")
+	w.ReplyString(config.FormatEvents(t.Events))
+	w.ReplyString("script")
+	w.ReplyString(t.Script)
+}
+
 func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 	ts := m.sortedTriggers()
 	w.ReplyArray(len(ts))
 	for _, t := range ts {
-		w.ReplyMap(7)
-		w.ReplyString("pattern")
-		w.ReplyString(t.Pattern)
-		w.ReplyString("events")
-		w.ReplyString(config.FormatEvents(t.Events))
-		w.ReplyString("script")
-		w.ReplyString(t.Script)
+		replyTrigger(w, t, 7)
 		w.ReplyString("enabled")
 		w.ReplyInt(boolInt(t.Enabled))
 		w.ReplyString("runs")
@@ -379,6 +390,228 @@ func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 		w.ReplyString(t.LastError)
 	}
 	return nil
+}
+
+// cmdScriptRun is SCRIPT RUN <name> <key> [<event>] [DRYRUN].
+func cmdScriptRun(m *Module, ctx Ctx, args []string) error {
+	name, key, event, dry := args[0], args[1], "set", false
+	eventGiven := false
+	for _, a := range args[2:] {
+		switch {
+		case strings.EqualFold(a, "dryrun") && !dry:
+			dry = true
+		case !eventGiven && !dry:
+			event, eventGiven = strings.ToLower(a), true
+			if _, ok := config.EventClass(event); !ok {
+				return fmt.Errorf("unknown event %q; use names from keyspace notifications (set, hset, del, expired, ...)", a)
+			}
+		default:
+			return errorf("wrong number of arguments for IUNGO SCRIPT RUN; usage: IUNGO SCRIPT RUN <name> <key> [<event>] [DRYRUN]")
+		}
+	}
+	s := m.scripts[name]
+	if s == nil {
+		return fmt.Errorf("unknown script %q; IUNGO SCRIPT LIST shows the scripts", name)
+	}
+	if !dry {
+		switch f := ctx.Flags(); {
+		case f&FlagReplica != 0:
+			return &Error{Code: "READONLY", Message: "this server is a replica; run the script on its primary, or add DRYRUN"}
+		case ctx.WritesPaused():
+			return errorf("writes are paused: the script may write; add DRYRUN, or run it once writes resume")
+		case ctx.OutOfMemory():
+			return &Error{Code: "OOM", Message: "command not allowed when used memory > 'maxmemory'; add DRYRUN"}
+		}
+	}
+	if err := ctx.AttachUser(m.opts.ScriptUser); err != nil {
+		return err
+	}
+	defer ctx.DetachUser()
+	if m.depth == 0 && m.unit.open {
+		m.endUnit() // the last command's jobs are over
+	}
+	h := &tryHost{jobHost: jobHost{m: m, ctx: ctx, key: key, slot: -1}, dry: dry}
+	if m.cluster {
+		h.slot = KeySlot(key)
+	}
+	start := time.Now()
+	ret, err := m.engine.Try(s, scripting.Input{Key: key, Event: event, DB: ctx.DB()}, h)
+	took := time.Since(start)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	n := 4
+	if dry {
+		n++
+	}
+	ctx.ReplyMap(n)
+	ctx.ReplyString("returned")
+	ctx.ReplyString(formatReply(ret))
+	ctx.ReplyString("error")
+	ctx.ReplyString(msg)
+	ctx.ReplyString("logs")
+	ctx.ReplyArray(len(h.logs))
+	for _, l := range h.logs {
+		ctx.ReplyString(l)
+	}
+	ctx.ReplyString("run_us")
+	ctx.ReplyInt(took.Microseconds())
+	if dry {
+		ctx.ReplyString("writes")
+		ctx.ReplyArray(len(h.writes))
+		for _, w := range h.writes {
+			ctx.ReplyString(w)
+		}
+	}
+	return nil
+}
+
+// tryHost is the host of IUNGO SCRIPT RUN: it keeps the script's log lines
+// for the reply (and logs them too) and, for a dry run, refuses writes.
+type tryHost struct {
+	jobHost
+	dry    bool
+	logs   []string
+	writes []string
+}
+
+// dryRunReply is what a script reads for a write a dry run did not make.
+const dryRunReply = "DRYRUN"
+
+func (h *tryHost) Call(args []string) scripting.Reply {
+	if h.dry && h.ctx != nil && writes(h.ctx, args) {
+		h.writes = append(h.writes, commandLine(args))
+		return scripting.Reply{Kind: scripting.ReplyStatus, Str: dryRunReply}
+	}
+	return h.jobHost.Call(args)
+}
+
+func (h *tryHost) Log(level int, msg string) {
+	h.logs = append(h.logs, string(scriptLogLevels[level])+": "+msg)
+	h.jobHost.Log(level, msg)
+}
+
+// writes says whether a command changes data or reaches other clients:
+// a key it writes, or a publish.
+func writes(ctx Ctx, args []string) bool {
+	if name := strings.ToLower(args[0]); name == "publish" || name == "spublish" {
+		return true
+	}
+	for _, k := range ctx.CommandKeys(args) {
+		if k.Write {
+			return true
+		}
+	}
+	return false
+}
+
+// commandLine shows a command as valkey-cli takes it: arguments quoted
+// where they need it.
+func commandLine(args []string) string {
+	parts := make([]string, len(args))
+	for i, a := range args {
+		parts[i] = a
+		if a == "" || strings.ContainsAny(a, " \t\r\n\"'\\") || !isPrintable(a) {
+			parts[i] = strconv.Quote(a)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func isPrintable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// formatReply writes a script's return value as valkey-cli shows it:
+// "text", (integer) 3, (nil), OK, (error) ..., and arrays in brackets.
+func formatReply(r scripting.Reply) string {
+	switch r.Kind {
+	case scripting.ReplyString:
+		return strconv.Quote(r.Str)
+	case scripting.ReplyInteger:
+		return "(integer) " + strconv.FormatInt(r.Int, 10)
+	case scripting.ReplyStatus:
+		return r.Str
+	case scripting.ReplyError:
+		return "(error) " + r.Str
+	case scripting.ReplyArray:
+		parts := make([]string, len(r.Elems))
+		for i, el := range r.Elems {
+			parts[i] = formatReply(el)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return "(nil)"
+}
+
+// cmdTriggerMatch is TRIGGER MATCH <key> [<event>].
+func cmdTriggerMatch(m *Module, w Ctx, args []string) error {
+	if len(args) > 2 {
+		return errorf("wrong number of arguments for IUNGO TRIGGER MATCH; usage: IUNGO TRIGGER MATCH <key> [<event>]")
+	}
+	key, event := args[0], ""
+	if len(args) == 2 {
+		event = strings.ToLower(args[1])
+		if _, ok := config.EventClass(event); !ok {
+			return fmt.Errorf("unknown event %q; use names from keyspace notifications (set, hset, del, expired, ...)", args[1])
+		}
+	}
+	var matched []*Trigger
+	for _, t := range m.sortedTriggers() {
+		if router.Match(t.Pattern, key) {
+			matched = append(matched, t)
+		}
+	}
+	w.ReplyArray(len(matched))
+	for _, t := range matched {
+		why := m.whyNotFire(t, event)
+		replyTrigger(w, t, 5)
+		w.ReplyString("fires")
+		w.ReplyInt(boolInt(why == ""))
+		w.ReplyString("why_not")
+		w.ReplyString(why)
+	}
+	return nil
+}
+
+// whyNotFire says why t would not run for event on a key its pattern
+// matches ("" if it would); event "" means any of t's events.
+func (m *Module) whyNotFire(t *Trigger, event string) string {
+	switch {
+	case !t.Enabled:
+		return "disabled"
+	case m.paused:
+		return "paused (IUNGO RESUME)"
+	case event != "" && !t.wants(event):
+		return "other event: it fires on " + config.FormatEvents(t.Events)
+	}
+	if event != "" {
+		if c, _ := config.EventClass(event); m.classes&c == 0 {
+			return "event class off: " + strings.Join(config.ClassNames(c), ",") + " (IUNGO EVENT SET)"
+		}
+		return ""
+	}
+	if t.Events == nil {
+		if m.classes == 0 {
+			return "event class off: every class (IUNGO EVENT SET)"
+		}
+		return ""
+	}
+	var off []string
+	for _, e := range t.Events {
+		c, _ := config.EventClass(e)
+		if m.classes&c != 0 {
+			return ""
+		}
+		off = append(off, config.ClassNames(c)...)
+	}
+	return "event class off: " + strings.Join(slices.Compact(off), ",") + " (IUNGO EVENT SET)"
 }
 
 // cmdEventSet is EVENT SET (on) or UNSET.

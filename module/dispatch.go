@@ -110,7 +110,7 @@ func (m *Module) OnEvent(ctx Ctx, event, key string) {
 	if depth > m.opts.MaxDepth {
 		m.stats.DepthSkips++
 		for _, t := range matched {
-			m.recordError(t, "event "+event+" on key "+quoteKey(key)+" not fired: deeper than iungo.max-depth")
+			m.recordError(t, event, key, "not fired: deeper than iungo.max-depth")
 		}
 		return
 	}
@@ -204,7 +204,7 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 	}
 	if err := ctx.AttachUser(m.opts.ScriptUser); err != nil {
 		for _, t := range j.triggers {
-			m.recordError(t, err.Error())
+			m.recordError(t, j.event, j.key, err.Error())
 		}
 		return
 	}
@@ -227,7 +227,7 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 		}
 		if msg := m.unitFull(); msg != "" {
 			m.stats.BudgetSkips++
-			m.recordError(t, msg)
+			m.recordError(t, j.event, j.key, msg)
 			continue
 		}
 		m.unit.runs++
@@ -239,7 +239,7 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 			m.stats.BudgetSkips++
 		}
 		if err != nil {
-			m.recordError(t, err.Error())
+			m.recordError(t, j.event, j.key, err.Error())
 		}
 	}
 }
@@ -268,16 +268,20 @@ func (m *Module) skipAll(j job, why string, counter *uint64) {
 	for _, t := range j.triggers {
 		if t = m.current(t); t != nil && t.Enabled && !m.paused {
 			*counter++
-			m.recordError(t, "event "+j.event+" on key "+quoteKey(j.key)+" "+why)
+			m.recordError(t, j.event, j.key, why)
 		}
 	}
 }
 
-func (m *Module) recordError(t *Trigger, msg string) {
+// recordError records a failed or skipped run of t for an event on a key:
+// last_error and the log line say when, which event, which key and what.
+func (m *Module) recordError(t *Trigger, event, key, msg string) {
+	now := time.Now()
+	msg = now.UTC().Format("2006-01-02T15:04:05.000Z") + " event " + event + " on key " + quoteKey(key) + ": " + msg
 	t.Errors++
 	t.LastError = msg
 	m.stats.Errors++
-	ok, suppressed := m.errLog.allow(time.Now())
+	ok, suppressed := m.errLog.allow(now)
 	if suppressed > 0 {
 		m.logf(LogWarning, "iungo: %d more trigger errors were not logged", suppressed)
 	}
@@ -320,6 +324,13 @@ func (h *jobHost) Call(args []string) scripting.Reply {
 		}
 	}
 	return h.ctx.Call(args)
+}
+
+func (h *jobHost) CheckACL(args []string) (allowed, known bool) {
+	if h.ctx == nil {
+		return false, false
+	}
+	return h.ctx.CheckACL(args)
 }
 
 var scriptLogLevels = [...]LogLevel{LogDebug, LogVerbose, LogNotice, LogWarning}

@@ -168,6 +168,8 @@ func (c *fakeCtx) AddJob(id uint64) bool {
 	return true
 }
 
+func (c *fakeCtx) CheckACL(args []string) (allowed, known bool) { return true, true }
+
 func (c *fakeCtx) Call(args []string) scripting.Reply {
 	c.calls = append(c.calls, append([]string(nil), args...))
 	if c.onCall != nil {

@@ -44,6 +44,9 @@ type Ctx interface {
 	DB() int
 	// Call runs a command with the effects replicated.
 	Call(args []string) scripting.Reply
+	// CheckACL reports whether the user of the calls (see AttachUser) may
+	// run a command, and whether the command exists.
+	CheckACL(args []string) (allowed, known bool)
 	// Replicate propagates the current command as it was received.
 	Replicate()
 	// AttachUser makes the following calls run as, and be checked against
@@ -147,17 +150,19 @@ type Stats struct {
 
 // Module holds the whole trigger configuration and runs triggers.
 type Module struct {
-	opts     Options
-	scripts  map[string]*scripting.Script
-	triggers map[string]*Trigger
-	index    *router.Index[*Trigger] // enabled triggers only
-	listen   listenCounts            // the events enabled triggers listen to
-	classes  config.Class
-	paused   bool
-	nextSeq  uint64
-	revision uint64        // bumped by every change
-	origin   config.Origin // the iungo configuration this one is, if any
-	digests  [2]string     // config.Digest of the configuration unpaused and paused, "" until asked
+	opts Options
+	// serverVersion is the server's version, for the scripts' constants.
+	serverVersion ServerVersion
+	scripts       map[string]*scripting.Script
+	triggers      map[string]*Trigger
+	index         *router.Index[*Trigger] // enabled triggers only
+	listen        listenCounts            // the events enabled triggers listen to
+	classes       config.Class
+	paused        bool
+	nextSeq       uint64
+	revision      uint64        // bumped by every change
+	origin        config.Origin // the iungo configuration this one is, if any
+	digests       [2]string     // config.Digest of the configuration unpaused and paused, "" until asked
 
 	engine  *scripting.Engine
 	host    jobHost
@@ -269,11 +274,19 @@ func (m *Module) logf(level LogLevel, format string, args ...any) {
 
 func (m *Module) engineOptions() scripting.Options {
 	return scripting.Options{
-		Timeout:     m.opts.ScriptTimeout,
-		UnitBudget:  m.commandBudget(),
-		MemoryLimit: m.opts.ScriptMemory,
-		Logf:        func(format string, args ...any) { m.logf(LogWarning, format, args...) },
+		Timeout:       m.opts.ScriptTimeout,
+		UnitBudget:    m.commandBudget(),
+		MemoryLimit:   m.opts.ScriptMemory,
+		Logf:          func(format string, args ...any) { m.logf(LogWarning, format, args...) },
+		ServerVersion: int(m.serverVersion),
 	}
+}
+
+// SetServerVersion tells the module the server's version, for what
+// scripts read of it (server.VALKEY_VERSION, ...).
+func (m *Module) SetServerVersion(v ServerVersion) {
+	m.serverVersion = v
+	m.engine.SetOptions(m.engineOptions())
 }
 
 // commandBudget is the time the trigger runs of one client command may

@@ -1,6 +1,9 @@
 package module
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -232,11 +235,12 @@ func TestScriptFailure(t *testing.T) {
 	tm.ctx.event("set", "k")
 	list := tm.mustDo(t, "TRIGGER", "LIST").([]any)
 	assert.Equal(t, int64(1), list[0].(map[string]any)["errors"])
-	assert.Equal(t, `script "bad": bad:1: no user`, list[0].(map[string]any)["last_error"])
+	// When, which event, which key, which script, which line.
+	assert.Regexp(t, `^\d{4}-\d\d-\d\dT[\d:.]+Z event set on key "k": script "bad": line 1: no user$`, list[0].(map[string]any)["last_error"])
 	assert.Equal(t, int64(1), list[1].(map[string]any)["runs"])
 	assert.Equal(t, [][]string{{"INCR", "n"}}, tm.ctx.calls)
 	require.NotEmpty(t, tm.logs)
-	assert.Contains(t, tm.logs[len(tm.logs)-1], "no user")
+	assert.Contains(t, tm.logs[len(tm.logs)-1], `event set on key "k": script "bad": line 1: no user`)
 }
 
 // Ensure script errors are logged at most ten a second.
@@ -329,4 +333,72 @@ func TestApplyArgs(t *testing.T) {
 	require.ErrorContains(t, tm.ApplyArgs([]string{"max-depth", "x"}), "wants an integer")
 	require.ErrorContains(t, tm.ApplyArgs([]string{"max-depth", "0"}), "between 1 and 64")
 	assert.Equal(t, 8, tm.Options().MaxDepth)
+}
+
+// Ensure TRIGGER MATCH lists the triggers a key matches in run order, and
+// says why one would not fire.
+func TestTriggerMatch(t *testing.T) {
+	tm := newTestModule(t)
+	tm.mustDo(t, "SCRIPT", "SET", "s", "return 1")
+	tm.mustDo(t, "TRIGGER", "SET", "order:*", "hset", "s")
+	tm.mustDo(t, "TRIGGER", "SET", "order:1", "del", "s")
+	tm.mustDo(t, "TRIGGER", "SET", "*", "keymiss", "s")
+	tm.mustDo(t, "TRIGGER", "SET", "order:?", "*", "s")
+	tm.mustDo(t, "TRIGGER", "DISABLE", "order:?", "*")
+	tm.mustDo(t, "TRIGGER", "SET", "user:*", "set", "s")
+	why := func(args ...string) map[string]string {
+		out := map[string]string{}
+		for _, r := range tm.mustDo(t, append([]string{"TRIGGER", "MATCH"}, args...)...).([]any) {
+			m := r.(map[string]any)
+			out[m["pattern"].(string)+" "+m["events"].(string)] = fmt.Sprint(m["fires"], " ", m["why_not"])
+		}
+		return out
+	}
+	assert.Equal(t, map[string]string{
+		"order:* hset": "1 ",
+		"order:1 del":  "0 other event: it fires on del",
+		"* keymiss":    "0 other event: it fires on keymiss",
+		"order:? *":    "0 disabled",
+	}, why("order:1", "hset"))
+	assert.Equal(t, "0 event class off: keymiss (IUNGO EVENT SET)", why("order:1", "keymiss")["* keymiss"])
+	assert.Equal(t, "0 event class off: keymiss (IUNGO EVENT SET)", why("order:1")["* keymiss"])
+	assert.Equal(t, "1 ", why("order:1")["order:1 del"])
+	tm.mustDo(t, "PAUSE")
+	assert.Equal(t, "0 paused (IUNGO RESUME)", why("order:1")["order:* hset"])
+	assert.Equal(t, []string{"* keymiss"}, slices.Collect(maps.Keys(why("nothing:1"))))
+	assert.Contains(t, tm.ctx.do("TRIGGER", "MATCH", "k", "sett"), `unknown event "sett"`)
+	assert.Contains(t, tm.ctx.do("TRIGGER", "MATCH", "k", "set", "x"), "usage: IUNGO TRIGGER MATCH <key> [<event>]")
+}
+
+// Ensure SCRIPT RUN runs a script as a trigger would and reports it, and
+// that DRYRUN makes no write and lists them.
+func TestScriptRun(t *testing.T) {
+	tm := newTestModule(t)
+	tm.mustDo(t, "SCRIPT", "SET", "credit", `
+server.log(server.LOG_NOTICE, 'crediting ' .. KEYS[1] .. ' on ' .. ARGV[1])
+local v = server.call('GET', KEYS[1])
+local r = server.call('INCRBY', 'points', 10)
+return {KEYS[1], ARGV[1], r}`)
+	reply := tm.mustDo(t, "SCRIPT", "RUN", "credit", "order:1", "hset", "DRYRUN").(map[string]any)
+	assert.Equal(t, `["order:1", "hset", DRYRUN]`, reply["returned"])
+	assert.Equal(t, "", reply["error"])
+	assert.Equal(t, []any{"notice: crediting order:1 on hset"}, reply["logs"])
+	assert.Equal(t, []any{"INCRBY points 10"}, reply["writes"])
+	assert.Equal(t, [][]string{{"GET", "order:1"}}, tm.ctx.calls, "only the read ran")
+
+	tm.ctx.calls = nil
+	reply = tm.mustDo(t, "SCRIPT", "RUN", "credit", "order:1").(map[string]any)
+	assert.NotContains(t, reply, "writes")
+	assert.Equal(t, [][]string{{"GET", "order:1"}, {"INCRBY", "points", "10"}}, tm.ctx.calls)
+	assert.Contains(t, reply["returned"], `"set"`, "the default event")
+
+	tm.mustDo(t, "SCRIPT", "SET", "bad", "\nserver.call('NOSUCH')")
+	tm.ctx.onCall = func([]string) scripting.Reply { return scripting.ErrorReply("ERR Unknown command called from script") }
+	reply = tm.mustDo(t, "SCRIPT", "RUN", "bad", "k", "DRYRUN").(map[string]any)
+	assert.Equal(t, `script "bad": line 2: ERR Unknown command called from script`, reply["error"])
+	assert.Contains(t, tm.ctx.do("SCRIPT", "RUN", "nope", "k"), `unknown script "nope"`)
+	assert.Contains(t, tm.ctx.do("SCRIPT", "RUN", "bad", "k", "set", "x"), "usage: IUNGO SCRIPT RUN")
+	tm.ctx.flags = FlagReplica
+	assert.Contains(t, tm.ctx.do("SCRIPT", "RUN", "bad", "k"), "READONLY")
+	assert.NotContains(t, tm.ctx.do("SCRIPT", "RUN", "bad", "k", "DRYRUN"), "READONLY")
 }

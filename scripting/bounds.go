@@ -164,7 +164,8 @@ func skipLong(src string, i, n int, line *int) int {
 
 // checkDepth refuses a syntax tree deeper than MaxNesting: long operator
 // chains ('a' .. 'b' .. ...) and elseif chains nest without brackets, and
-// the compiler recurses once per level.
+// the compiler recurses once per level. On its walk it also converts the
+// bounds of numeric for loops (coerceForBounds).
 func checkDepth(chunk []ast.Stmt) error {
 	d := depthChecker{}
 	d.stmts(chunk, 0)
@@ -229,6 +230,7 @@ func (d *depthChecker) stmt(s ast.Stmt, n int) {
 		d.stmts(s.Then, n)
 		d.stmts(s.Else, n)
 	case *ast.NumberForStmt:
+		coerceForBounds(s)
 		d.expr(s.Init, n)
 		d.expr(s.Limit, n)
 		if s.Step != nil {
@@ -290,4 +292,24 @@ func (d *depthChecker) expr(e ast.Expr, n int) {
 	case *ast.FunctionExpr:
 		d.stmts(e.Stmts, n)
 	}
+}
+
+// coerceForBounds makes a numeric for loop convert numeric strings in its
+// bounds, as Lua 5.1 does (gopher-lua refuses them): each bound that is not
+// a number literal goes through a function found by a global name no
+// script can shadow or write (see forBounds). A bound that does not
+// convert fails as in Lua 5.1: "'for' limit must be a number".
+func coerceForBounds(s *ast.NumberForStmt) {
+	wrap := func(e ast.Expr, name string) ast.Expr {
+		if _, literal := e.(*ast.NumberExpr); literal || e == nil {
+			return e
+		}
+		fn := &ast.IdentExpr{Value: name}
+		fn.SetLine(e.Line())
+		call := &ast.FuncCallExpr{Func: fn, Args: []ast.Expr{e}}
+		call.SetLine(e.Line())
+		call.SetLastLine(e.LastLine())
+		return call
+	}
+	s.Init, s.Limit, s.Step = wrap(s.Init, "(iungo for init)"), wrap(s.Limit, "(iungo for limit)"), wrap(s.Step, "(iungo for step)")
 }

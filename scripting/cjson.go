@@ -216,7 +216,7 @@ type jsonDecoder struct {
 // fail raises lua-cjson's message: "Expected <what> but found <found> at
 // character <n>".
 func (d *jsonDecoder) fail(what, found string) {
-	d.L.RaiseError("Expected %s but found %s at character %d", what, found, d.pos+1)
+	raiseInLibrary(d.L, fmt.Sprintf("Expected %s but found %s at character %d", what, found, d.pos+1))
 }
 
 func (d *jsonDecoder) skipSpace() {
@@ -262,7 +262,7 @@ func (d *jsonDecoder) value(depth int) lua.LValue {
 
 func (d *jsonDecoder) nested(depth int) {
 	if depth > cjsonMaxDepth {
-		d.L.RaiseError("Found too many nested data structures (%d) at character %d", depth, d.pos+1)
+		raiseInLibrary(d.L, fmt.Sprintf("Found too many nested data structures (%d) at character %d", depth, d.pos+1))
 	}
 }
 

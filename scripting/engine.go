@@ -95,6 +95,9 @@ type Host interface {
 	Call(args []string) Reply
 	// Log writes msg to the server log at level (LogDebug..LogWarning).
 	Log(level int, msg string)
+	// CheckACL reports whether the run's user may run a command, and
+	// whether the command exists (server.acl_check_cmd).
+	CheckACL(args []string) (allowed, known bool)
 }
 
 // Log levels of server.log, numbered as in Valkey.
@@ -119,6 +122,9 @@ type Options struct {
 	UnitBudget time.Duration
 	// Logf receives the engine's own problems (never a script's); may be nil.
 	Logf func(format string, args ...any)
+	// ServerVersion is the server's version, 0x00MMmmpp, for the version
+	// constants of the server library; 0 leaves them out.
+	ServerVersion int
 }
 
 // Defaults for Options.
@@ -159,7 +165,10 @@ type Engine struct {
 	host    Host // the host of the run in progress
 	running bool
 	args    []string // reused by server.call
-	wd      *watchdog
+	// The last error table server.call raised, and where ("name:line:").
+	raised   *lua.LTable
+	raisedAt string
+	wd       *watchdog
 }
 
 // NewEngine returns an Engine; Close stops its watchdog.
@@ -183,10 +192,10 @@ func (e *Engine) SetOptions(opts Options) {
 	if opts.MemoryLimit <= 0 {
 		opts.MemoryLimit = DefaultMemoryLimit
 	}
-	depthChanged := e.opts.MaxCallDepth != opts.MaxCallDepth
+	rebuild := e.opts.MaxCallDepth != opts.MaxCallDepth || e.opts.ServerVersion != opts.ServerVersion
 	e.opts = opts
 	e.wd.setLimits(opts.Timeout, opts.MemoryLimit, opts.UnitBudget)
-	if depthChanged && e.L != nil {
+	if rebuild && e.L != nil {
 		e.reset()
 	}
 }
@@ -213,6 +222,10 @@ func (e *Engine) reset() {
 	e.L = lua.NewState(lua.Options{
 		SkipOpenLibs:  true,
 		CallStackSize: e.opts.MaxCallDepth,
+		// The data stack grows to hold what unpack may return (Lua 5.1's
+		// limit) besides the frames of deep calls.
+		RegistrySize:    lua.RegistrySize,
+		RegistryMaxSize: lua.RegistrySize + 2*maxUnpack,
 	})
 	e.sandbox = newSandbox(e.L, e)
 	e.wd.needFresh = true // the new state has no context yet
@@ -220,13 +233,24 @@ func (e *Engine) reset() {
 
 // Run runs s once for in, reaching the server through h. It returns nil or
 // a *RunError; it never panics.
-func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
+func (e *Engine) Run(s *Script, in Input, h Host) error {
+	_, err := e.run(s, in, h, false)
+	return err
+}
+
+// Try is Run that also returns what the script returned, converted as
+// EVAL converts it for a client (see toReply).
+func (e *Engine) Try(s *Script, in Input, h Host) (Reply, error) {
+	return e.run(s, in, h, true)
+}
+
+func (e *Engine) run(s *Script, in Input, h Host, keep bool) (result Reply, err error) {
 	if e.running {
 		// Scripts only run from post-notification jobs, which never nest.
-		return &RunError{Script: s.Name, Message: "a script cannot run while another one runs"}
+		return result, &RunError{Script: s.Name, Message: "a script cannot run while another one runs"}
 	}
 	if e.wd.unitExhausted() {
-		return e.budgetError(s.Name)
+		return result, e.budgetError(s.Name)
 	}
 	e.running, e.host = true, h
 	L := e.L
@@ -235,7 +259,7 @@ func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
 			e.wd.end()
 			e.logf("scripting: panic while running %q: %v", s.Name, r)
 			e.reset()
-			err = &RunError{Script: s.Name, Message: fmt.Sprintf("internal error: %v", r)}
+			result, err = Reply{}, &RunError{Script: s.Name, Message: fmt.Sprintf("internal error: %v", r)}
 		}
 		e.running, e.host = false, nil
 	}()
@@ -248,9 +272,13 @@ func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
 	var ret lua.LValue = lua.LNil
 	if callErr == nil {
 		ret = L.Get(-1)
+		if keep {
+			result = toReply(ret, 0)
+		}
 	}
 	L.SetTop(0)
 	e.sandbox.clean()
+	defer func() { e.raised, e.raisedAt = nil, "" }()
 	if stopped != nil {
 		// The stack keeps what the stopped run built above its top:
 		// start over so that the memory can go.
@@ -258,21 +286,60 @@ func (e *Engine) Run(s *Script, in Input, h Host) (err error) {
 	}
 	switch {
 	case stopped == ErrTimeout:
-		return &RunError{Script: s.Name, Message: fmt.Sprintf("timed out after %v", e.opts.Timeout), cause: ErrTimeout}
+		return result, &RunError{Script: s.Name, Message: fmt.Sprintf("timed out after %v", e.opts.Timeout), cause: ErrTimeout}
 	case stopped == ErrMemory:
-		return &RunError{Script: s.Name, Message: fmt.Sprintf("used more than %d MB of memory", e.opts.MemoryLimit>>20), cause: ErrMemory}
+		return result, &RunError{Script: s.Name, Message: fmt.Sprintf("used more than %d MB of memory", e.opts.MemoryLimit>>20), cause: ErrMemory}
 	case stopped == ErrBudget:
-		return e.budgetError(s.Name)
+		return result, e.budgetError(s.Name)
 	case callErr != nil:
-		return &RunError{Script: s.Name, Message: errorMessage(callErr)}
+		return result, &RunError{Script: s.Name, Message: e.errorMessage(callErr, s.Name)}
 	}
 	if t, ok := ret.(*lua.LTable); ok {
 		if msg, ok := t.RawGetString("err").(lua.LString); ok {
-			return &RunError{Script: s.Name, Message: string(msg)}
+			return result, &RunError{Script: s.Name, Message: string(msg)}
 		}
 	}
-	return nil
+	return result, nil
 }
+
+// toReply converts a script's return value as EVAL does: numbers truncate
+// to integers, false and nil are null, true is 1, a table with ok or err
+// is a status or an error, another table an array up to its first nil.
+func toReply(v lua.LValue, depth int) Reply {
+	switch v := v.(type) {
+	case lua.LString:
+		return Reply{Kind: ReplyString, Str: string(v)}
+	case lua.LNumber:
+		return Reply{Kind: ReplyInteger, Int: toInteger(float64(v))}
+	case lua.LBool:
+		if v {
+			return Reply{Kind: ReplyInteger, Int: 1}
+		}
+	case *lua.LTable:
+		if s, ok := v.RawGetString("ok").(lua.LString); ok {
+			return Reply{Kind: ReplyStatus, Str: string(s)}
+		}
+		if s, ok := v.RawGetString("err").(lua.LString); ok {
+			return Reply{Kind: ReplyError, Str: string(s)}
+		}
+		if depth >= maxReplyDepth {
+			return Reply{Kind: ReplyError, Str: "ERR reached lua stack limit"}
+		}
+		out := Reply{Kind: ReplyArray}
+		for i := 1; ; i++ {
+			el := v.RawGetInt(i)
+			if el == lua.LNil {
+				break
+			}
+			out.Elems = append(out.Elems, toReply(el, depth+1))
+		}
+		return out
+	}
+	return Reply{Kind: ReplyNull}
+}
+
+// maxReplyDepth bounds the nesting of a converted return value.
+const maxReplyDepth = 100
 
 func (e *Engine) budgetError(script string) error {
 	return &RunError{Script: script, cause: ErrBudget,
@@ -290,21 +357,52 @@ func (e *Engine) EndUnit() { e.wd.endUnit() }
 // its next runs would be refused with ErrBudget.
 func (e *Engine) UnitExhausted() bool { return e.wd.unitExhausted() }
 
-// errorMessage extracts what the script raised, without the traceback.
-func errorMessage(err error) string {
+// errorMessage extracts what the script raised, without the traceback,
+// starting with its line ("line 5: ...") where it is known: Lua's own
+// "script:5:" prefix, or the line of the server.call that raised it.
+func (e *Engine) errorMessage(err error, script string) string {
 	var api *lua.ApiError
 	if !errors.As(err, &api) {
 		return err.Error()
 	}
 	if t, ok := api.Object.(*lua.LTable); ok {
 		if msg, ok := t.RawGetString("err").(lua.LString); ok {
+			if t == e.raised {
+				return withLine(e.raisedAt, script, string(msg))
+			}
 			return string(msg)
 		}
 	}
 	if api.Object != nil && api.Object != lua.LNil {
-		return api.Object.String()
+		msg := api.Object.String()
+		if rest, ok := strings.CutPrefix(msg, script+":"); ok {
+			if i := strings.Index(rest, ": "); i > 0 && isNumber(rest[:i]) {
+				return "line " + rest[:i] + ": " + rest[i+2:]
+			}
+		}
+		return msg
 	}
 	return api.Error()
+}
+
+// withLine prefixes msg with the line of where ("script:line:").
+func withLine(where, script, msg string) string {
+	if line, ok := strings.CutPrefix(where, script+":"); ok && isNumber(strings.TrimSuffix(line, ":")) {
+		return "line " + strings.TrimSuffix(line, ":") + ": " + msg
+	}
+	return msg
+}
+
+func isNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // watchdog cancels the Lua state's context when a run outlives the timeout,

@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"math"
 	"sort"
 	"strings"
 	"unsafe"
@@ -138,21 +139,30 @@ func (sl *stringLib) checkFormat(L *lua.LState) {
 		size += maxFormatWidth + 32 // a number's text, or a width's padding
 	}
 	sl.over(L, "string.format", size)
+	// As Lua 5.1: numeric strings are numbers to numeric conversions, and
+	// infinities and NaN print as C prints them (Go would say +Inf).
+	rewritten := false
+	arg := 1
 	for i := 0; i < len(f); i++ {
 		if f[i] != '%' {
 			continue
 		}
+		start := i
 		i++
 		if i < len(f) && f[i] == '%' {
 			continue
 		}
+		flags := i
 		for i < len(f) && (f[i] == '-' || f[i] == '+' || f[i] == ' ' || f[i] == '#' || f[i] == '0') {
 			i++
 		}
+		flagText := f[flags:i]
+		widthStart := i
 		digits := 0
 		for i < len(f) && f[i] >= '0' && f[i] <= '9' {
 			i, digits = i+1, digits+1
 		}
+		width := f[widthStart:i]
 		if i < len(f) && f[i] == '.' {
 			i++
 			prec := 0
@@ -164,7 +174,69 @@ func (sl *stringLib) checkFormat(L *lua.LState) {
 		if digits > len("99") {
 			L.RaiseError("invalid format (width or precision over %d)", maxFormatWidth)
 		}
+		arg++
+		if i < len(f) && f[i] == 'q' {
+			// Lua 5.1's %q: a newline stays a (backslashed) newline.
+			prefix := f[:start] + "%s"
+			f, i, rewritten = prefix+f[i+1:], len(prefix)-1, true
+			L.Replace(arg, lua.LString(quoteLua(checkString(L, arg))))
+			continue
+		}
+		if i < len(f) && f[i] == 's' {
+			if n, ok := L.Get(arg).(lua.LNumber); ok {
+				L.Replace(arg, lua.LString(numberToString(float64(n))))
+			}
+			continue
+		}
+		if i >= len(f) || !strings.ContainsRune("dioxXcueEfgG", rune(f[i])) {
+			continue
+		}
+		coerceArg(L, arg)
+		n, ok := L.Get(arg).(lua.LNumber)
+		if !ok || !strings.ContainsRune("eEfgG", rune(f[i])) || !math.IsInf(float64(n), 0) && !math.IsNaN(float64(n)) {
+			continue
+		}
+		word := numberToString(float64(n))
+		if strings.Contains(flagText, "+") && word[0] != '-' {
+			word = "+" + word
+		} else if strings.Contains(flagText, " ") && word[0] != '-' {
+			word = " " + word
+		}
+		if f[i] == 'E' || f[i] == 'G' {
+			word = strings.ToUpper(word)
+		}
+		spec := "%" + width + "s"
+		if strings.Contains(flagText, "-") {
+			spec = "%-" + width + "s"
+		}
+		prefix := f[:start] + spec
+		f, i, rewritten = prefix+f[i+1:], len(prefix)-1, true
+		L.Replace(arg, lua.LString(word))
 	}
+	if rewritten {
+		L.Replace(1, lua.LString(f))
+	}
+}
+
+// quoteLua is string.format's %q in Lua 5.1.
+func quoteLua(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\\', '\n':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\r':
+			b.WriteString("\\r")
+		case 0:
+			b.WriteString("\\000")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // concat is table.concat(t, sep, i, j) as in Lua 5.1: strings and numbers

@@ -14,7 +14,7 @@ var Libraries = []string{"base", "string", "table", "math", "server (alias redis
 // (print, _printregs), GC (collectgarbage), environments (getfenv, setfenv)
 // and newproxy.
 var baseFunctions = []string{
-	"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall",
+	"assert", "error", "gcinfo", "getmetatable", "ipairs", "next", "pairs", "pcall",
 	"rawequal", "rawget", "select", "setmetatable", "tonumber",
 	"tostring", "type", "unpack", "xpcall",
 }
@@ -24,18 +24,19 @@ var baseFunctions = []string{
 // read from the real tables and refuse writes, so no run can change what
 // another run (of any script) sees.
 type sandbox struct {
-	L        *lua.LState
-	globals  *lua.LTable // read through by every run's own environment
-	envMeta  *lua.LTable
-	readOnly map[*lua.LTable]bool // tables rawset must refuse
+	L         *lua.LState
+	globals   *lua.LTable          // read through by every run's own environment
+	innerMeta *lua.LTable          // of the table the environment reads from
+	readOnly  map[*lua.LTable]bool // tables rawset must refuse
 
 	// The environment of the last run and its KEYS and ARGV, reused while
 	// runs leave them as they found them: building them is most of the
-	// cost of a short run. dirty records a new global (see setGlobal).
+	// cost of a short run.
 	env, keys, argv *lua.LTable
-	dirty           bool
-	event           string     // the event of the last run
-	eventValue      lua.LValue // and its Lua value, which costs an allocation
+	inner           *lua.LTable               // what env reads from: the globals, KEYS, ARGV
+	forBounds       map[lua.LValue]lua.LValue // hidden globals: see forBounds
+	event           string                    // the event of the last run
+	eventValue      lua.LValue                // and its Lua value, which costs an allocation
 	// Functions made from each compiled script in this state.
 	functions map[*lua.FunctionProto]*lua.LFunction
 }
@@ -68,6 +69,11 @@ func newSandbox(L *lua.LState, e *Engine) *sandbox {
 	strs := &stringLib{stopped: e.wd.stopped, limit: limit}
 	strs.install(str)
 	strs.installBuiltins(str, tbl)
+	installCompat(L, base, str, tbl, math)
+	sb.forBounds = map[lua.LValue]lua.LValue{}
+	for name, message := range forBounds {
+		sb.forBounds[lua.LString(name)] = L.NewFunction(forBound(message))
+	}
 	L.SetMetatable(lua.LString(""), sb.protectedMeta(sb.proxy(str)))
 
 	g := L.NewTable()
@@ -75,6 +81,7 @@ func newSandbox(L *lua.LState, e *Engine) *sandbox {
 		g.RawSetString(name, base.RawGetString(name))
 	}
 	g.RawSetString("rawset", L.NewFunction(sb.rawset))
+	g.RawSetString("setmetatable", L.NewFunction(sb.setmetatable(base.RawGetString("setmetatable").(*lua.LFunction).GFunction)))
 	g.RawSetString("_VERSION", base.RawGetString("_VERSION"))
 	g.RawSetString("string", sb.proxy(str))
 	g.RawSetString("table", sb.proxy(tbl))
@@ -84,9 +91,33 @@ func newSandbox(L *lua.LState, e *Engine) *sandbox {
 	g.RawSetString("redis", server)
 	g.RawSetString("cjson", sb.proxy(newCJSONLib(L, sb, limit, e.wd.stopped)))
 	sb.globals = g
-	sb.envMeta = sb.protectedMeta(g)
-	sb.envMeta.RawSetString("__newindex", L.NewFunction(sb.setGlobal))
+	// As in Valkey: reading a global that does not exist is an error that
+	// names it (a typo fails at once), and globals cannot be set.
+	sb.innerMeta = sb.protectedMeta(L.NewFunction(sb.missingGlobal))
 	return sb
+}
+
+// missingGlobal is the environment's __index: every global is in the
+// environment itself, so this runs only for a name that is not.
+func (sb *sandbox) missingGlobal(L *lua.LState) int {
+	name := L.Get(2)
+	if fn, ok := sb.forBounds[name]; ok {
+		L.Push(fn)
+		return 1
+	}
+	L.RaiseError("Script attempted to access nonexistent global variable '%s'", L.ToStringMeta(name).String())
+	return 0
+}
+
+// setmetatable refuses the shared tables and the environment with
+// Valkey's words.
+func (sb *sandbox) setmetatable(base lua.LGFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		if t, ok := L.Get(1).(*lua.LTable); ok && (sb.readOnly[t] || t == sb.env) {
+			raiseInLibrary(L, "Attempt to modify a readonly table")
+		}
+		return base(L)
+	}
 }
 
 // protectedMeta is a metatable reading from index, refusing new keys, and
@@ -108,6 +139,13 @@ func (sb *sandbox) proxy(t *lua.LTable) *lua.LTable {
 	return p
 }
 
+// raiseInLibrary raises msg without a position, as Valkey's Lua does for
+// errors its VM raises inside a library function (rawset on a read-only
+// table) and cjson raises.
+func raiseInLibrary(L *lua.LState, msg string) {
+	L.Error(lua.LString(msg), 0)
+}
+
 func refuseWrite(L *lua.LState) int {
 	L.RaiseError("Attempt to modify a readonly table")
 	return 0
@@ -116,42 +154,34 @@ func refuseWrite(L *lua.LState) int {
 // rawset is the base rawset, except on the shared read-only tables.
 func (sb *sandbox) rawset(L *lua.LState) int {
 	t := L.CheckTable(1)
-	if sb.readOnly[t] {
-		L.RaiseError("Attempt to modify a readonly table")
-	}
-	if t == sb.env {
-		sb.dirty = true
+	if sb.readOnly[t] || t == sb.env {
+		raiseInLibrary(L, "Attempt to modify a readonly table")
 	}
 	L.RawSet(t, L.CheckAny(2), L.CheckAny(3))
 	L.SetTop(1)
 	return 1
 }
 
-// setGlobal is the environment's __newindex: a script that creates a global
-// gets a fresh environment next time.
-func (sb *sandbox) setGlobal(L *lua.LState) int {
-	t := L.CheckTable(1)
-	if t == sb.env {
-		sb.dirty = true
-	}
-	L.RawSet(t, L.CheckAny(2), L.Get(3))
-	return 0
-}
-
-// runEnv returns the globals of one run: a table of its own, with KEYS and
-// ARGV, reading everything else from the shared read-only globals. Globals
-// a script sets live for that run only: a run that left anything behind
-// (see clean) makes the next run get fresh tables.
+// runEnv returns the globals of one run: an empty table that refuses
+// writes and reads from a table of its own holding the shared globals,
+// KEYS and ARGV, whose misses raise (see missingGlobal). A run that changed
+// KEYS or ARGV (see clean) makes the next run get fresh tables.
 func (sb *sandbox) runEnv(in Input) *lua.LTable {
 	L := sb.L
 	if sb.env == nil {
-		sb.env = L.CreateTable(0, 3)
-		sb.env.Metatable = sb.envMeta
+		sb.inner = L.CreateTable(0, 32)
+		sb.globals.ForEach(func(k, v lua.LValue) { sb.inner.RawSet(k, v) })
+		sb.inner.Metatable = sb.innerMeta
+		sb.env = L.NewTable()
+		meta := sb.protectedMeta(sb.inner)
+		meta.RawSetString("__newindex", L.NewFunction(refuseWrite))
+		sb.env.Metatable = meta
+		sb.inner.RawSetString("_G", sb.env)
+	}
+	if sb.keys == nil {
 		sb.keys, sb.argv = L.CreateTable(1, 0), L.CreateTable(2, 0)
-		sb.env.RawSetString("_G", sb.env)
-		sb.env.RawSetString("KEYS", sb.keys)
-		sb.env.RawSetString("ARGV", sb.argv)
-		sb.dirty = false
+		sb.inner.RawSetString("KEYS", sb.keys)
+		sb.inner.RawSetString("ARGV", sb.argv)
 	}
 	if in.Event != sb.event || sb.eventValue == nil {
 		sb.event, sb.eventValue = in.Event, lua.LString(in.Event)
@@ -178,19 +208,17 @@ func dbName(db int) lua.LValue {
 }
 
 // clean keeps the run tables for the next run only if this run left them
-// as runEnv made them: no new global, the same _G, KEYS and ARGV, KEYS with
-// one element and ARGV with two, no metatables. New globals are seen by
-// setGlobal; the rest costs a few lookups, not a walk of the environment.
+// as runEnv made them: KEYS with one element and ARGV with two, no
+// metatables. The environment itself cannot change: it costs a few
+// lookups, not a walk.
 func (sb *sandbox) clean() {
 	if sb.env == nil {
 		return
 	}
-	ok := !sb.dirty && sb.env.Metatable == sb.envMeta &&
-		sb.env.RawGetString("KEYS") == sb.keys && sb.env.RawGetString("ARGV") == sb.argv &&
-		sb.env.RawGetString("_G") == sb.env &&
-		arrayOf(sb.keys, 1) && arrayOf(sb.argv, 2)
-	if !ok {
-		sb.env, sb.keys, sb.argv = nil, nil, nil
+	// The environment and the table behind it cannot change; KEYS and
+	// ARGV can.
+	if !arrayOf(sb.keys, 1) || !arrayOf(sb.argv, 2) {
+		sb.keys, sb.argv = nil, nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -72,17 +73,41 @@ func checkDenied(cmd string) string {
 func newServerLib(L *lua.LState, e *Engine) *lua.LTable {
 	t := L.NewTable()
 	L.SetFuncs(t, map[string]lua.LGFunction{
-		"call":         func(L *lua.LState) int { return e.serverCall(L, true) },
-		"pcall":        func(L *lua.LState) int { return e.serverCall(L, false) },
-		"error_reply":  errorReplyFn,
-		"status_reply": statusReplyFn,
-		"log":          e.serverLog,
+		"call":          func(L *lua.LState) int { return e.serverCall(L, true) },
+		"pcall":         func(L *lua.LState) int { return e.serverCall(L, false) },
+		"error_reply":   errorReplyFn,
+		"status_reply":  statusReplyFn,
+		"log":           e.serverLog,
+		"acl_check_cmd": e.aclCheckCmd,
 	})
 	t.RawSetString("LOG_DEBUG", lua.LNumber(LogDebug))
 	t.RawSetString("LOG_VERBOSE", lua.LNumber(LogVerbose))
 	t.RawSetString("LOG_NOTICE", lua.LNumber(LogNotice))
 	t.RawSetString("LOG_WARNING", lua.LNumber(LogWarning))
+	setVersionConstants(t, e.opts.ServerVersion)
 	return t
+}
+
+// setVersionConstants sets what Valkey's Lua reports of the server: from
+// 8.0 REDIS_VERSION stays at 7.2.4, the Redis version Valkey is compatible
+// with, and VALKEY_VERSION and SERVER_NAME tell the real one.
+func setVersionConstants(t *lua.LTable, v int) {
+	if v == 0 {
+		return
+	}
+	name := func(v int) lua.LString {
+		return lua.LString(fmt.Sprintf("%d.%d.%d", v>>16&0xff, v>>8&0xff, v&0xff))
+	}
+	const redisCompat = 0x070204
+	redis := v
+	if v >= 0x080000 {
+		redis = redisCompat
+		t.RawSetString("VALKEY_VERSION", name(v))
+		t.RawSetString("VALKEY_VERSION_NUM", lua.LNumber(v))
+		t.RawSetString("SERVER_NAME", lua.LString("valkey"))
+	}
+	t.RawSetString("REDIS_VERSION", name(redis))
+	t.RawSetString("REDIS_VERSION_NUM", lua.LNumber(redis))
 }
 
 // serverCall is server.call (raise on error) and server.pcall (return the
@@ -91,16 +116,72 @@ func (e *Engine) serverCall(L *lua.LState, raise bool) int {
 	fail := func(msg string) int {
 		t := errorTable(L, msg)
 		if raise {
-			L.Error(t, 1)
+			e.raise(L, t)
 		}
 		L.Push(t)
 		return 1
 	}
+	args, msg := callArgs(L, e.args[:0])
+	e.args = args[:0]
+	if msg != "" {
+		return fail(msg)
+	}
+	if why := checkDenied(args[0]); why != "" {
+		return fail("ERR command '" + strings.ToLower(args[0]) + "' is not allowed: " + why)
+	}
+	if e.host == nil {
+		return fail("ERR server.call is only available while a trigger runs")
+	}
+	if len(args) > 3 && (strings.EqualFold(args[0], "sort") || strings.EqualFold(args[0], "sort_ro")) {
+		args = e.sortForScript(args)
+	}
+	r := e.host.Call(args)
+	clear(args)
+	if r.Kind == ReplyError && raise {
+		e.raise(L, errorTable(L, r.Str))
+	}
+	L.Push(toLua(L, r))
+	return 1
+}
+
+// sortForScript makes SORT of a set by a constant pattern (BY nosort)
+// sort its members as strings, as the server does for scripts so that
+// their effects do not depend on a set's order: the BY goes and ALPHA
+// comes. With STORE the server does it for every client.
+func (e *Engine) sortForScript(args []string) []string {
+	by := -1
+	for j := 2; j < len(args); j++ {
+		switch {
+		case strings.EqualFold(args[j], "by") && j+1 < len(args):
+			if !strings.Contains(args[j+1], "*") {
+				by = j
+			}
+			j++
+		case strings.EqualFold(args[j], "limit"):
+			j += 2
+		case strings.EqualFold(args[j], "get"):
+			j++
+		case strings.EqualFold(args[j], "store"):
+			return args
+		}
+	}
+	if by < 0 {
+		return args
+	}
+	if t := e.host.Call([]string{"TYPE", args[1]}); t.Kind != ReplyStatus || t.Str != "set" {
+		return args
+	}
+	out := append(append(append([]string(nil), args[:by]...), args[by+2:]...), "ALPHA")
+	return out
+}
+
+// callArgs appends the call's arguments (the Lua arguments of a server
+// function) to args, or says what is wrong with them.
+func callArgs(L *lua.LState, args []string) ([]string, string) {
 	n := L.GetTop()
 	if n == 0 {
-		return fail("ERR Please specify at least one argument for this call")
+		return args, "ERR Please specify at least one argument for this call"
 	}
-	args := e.args[:0]
 	for i := 1; i <= n; i++ {
 		switch v := L.Get(i).(type) {
 		case lua.LString:
@@ -108,23 +189,36 @@ func (e *Engine) serverCall(L *lua.LState, raise bool) int {
 		case lua.LNumber:
 			args = append(args, formatArg(float64(v)))
 		default:
-			return fail("ERR Command arguments must be strings or integers")
+			return args, "ERR Command arguments must be strings or integers"
 		}
 	}
-	e.args = args[:0]
-	if why := checkDenied(args[0]); why != "" {
-		return fail("ERR command '" + strings.ToLower(args[0]) + "' is not allowed: " + why)
+	return args, ""
+}
+
+// aclCheckCmd is server.acl_check_cmd(command, args...): whether the
+// run's user may run it.
+func (e *Engine) aclCheckCmd(L *lua.LState) int {
+	args, msg := callArgs(L, nil)
+	if msg != "" {
+		e.raise(L, errorTable(L, msg))
 	}
 	if e.host == nil {
-		return fail("ERR server.call is only available while a trigger runs")
+		e.raise(L, errorTable(L, "ERR server.acl_check_cmd is only available while a trigger runs"))
 	}
-	r := e.host.Call(args)
-	clear(args)
-	if r.Kind == ReplyError && raise {
-		L.Error(errorTable(L, r.Str), 1)
+	allowed, known := e.host.CheckACL(args)
+	if !known {
+		e.raise(L, errorTable(L, "ERR Invalid command passed to server.acl_check_cmd()"))
 	}
-	L.Push(toLua(L, r))
+	L.Push(lua.LBool(allowed))
 	return 1
+}
+
+// raise raises server.call's error table, remembering the line of the
+// call: the table has no room for it (scripts compare it with EVAL's),
+// and a run that fails on it names the line.
+func (e *Engine) raise(L *lua.LState, t *lua.LTable) {
+	e.raised, e.raisedAt = t, L.Where(1)
+	L.Error(t, 0)
 }
 
 // formatArg turns a Lua number into a command argument as Valkey does:
