@@ -19,6 +19,7 @@ import (
 
 	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/module"
+	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
 // logPanic logs a recovered panic with its stack, at most a few a second.
@@ -318,4 +319,40 @@ func withModule(what string, handle func(*module.Module)) {
 	if mod != nil {
 		handle(mod)
 	}
+}
+
+//export goOldValueWanted
+func goOldValueWanted(k *C.char, n C.size_t, how C.int) (max C.longlong) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("a key's old value", r)
+			max = 0
+		}
+	}()
+	if mod == nil {
+		return 0
+	}
+	return C.longlong(mod.OldValueWanted(unsafe.String((*byte)(unsafe.Pointer(k)), int(n)), int(how)))
+}
+
+//export goOldValue
+func goOldValue(k *C.char, n C.size_t, buf *C.char, blen C.size_t, valueType, over, how C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("a key's old value", r)
+		}
+	}()
+	if mod == nil {
+		return
+	}
+	var value scripting.Reply
+	if over == 0 && valueType != 0 {
+		v, rest, err := decodeReply(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(blen)))
+		if err != nil || len(rest) != 0 {
+			return
+		}
+		value = v
+	}
+	key := C.GoStringN(k, C.int(n))
+	mod.SetOldValue(key, value, int(valueType), over != 0, int(how))
 }

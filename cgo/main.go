@@ -141,6 +141,9 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 	if cluster && C.iungo_watch_migrations(ctx, boolInt(features.CommandNames)) == 0 {
 		return fmt.Errorf("cannot register the command filter that tells slot migration from writes")
 	}
+	if C.iungo_watch_key_values(ctx) == 0 {
+		return fmt.Errorf("cannot watch the values of removed keys")
+	}
 	if C.iungo_watch_role(ctx) == 0 {
 		return fmt.Errorf("cannot watch replication role changes")
 	}

@@ -37,6 +37,13 @@
 #define VALKEYMODULE_EVENT_LOADING 3
 #define VALKEYMODULE_EVENT_SHUTDOWN 5
 #define VALKEYMODULE_EVENT_FORK_CHILD 13
+#define VALKEYMODULE_EVENT_KEY 17
+#define VALKEYMODULE_READ (1 << 0)
+#define VALKEYMODULE_KEYTYPE_STRING 1
+#define VALKEYMODULE_KEYTYPE_LIST 2
+#define VALKEYMODULE_KEYTYPE_HASH 3
+#define VALKEYMODULE_KEYTYPE_SET 4
+#define VALKEYMODULE_KEYTYPE_ZSET 5
 #define VALKEYMODULE_SUBEVENT_LOADING_RDB_START 0
 #define VALKEYMODULE_SUBEVENT_LOADING_AOF_START 1
 #define VALKEYMODULE_SUBEVENT_LOADING_REPL_START 2
@@ -54,6 +61,14 @@ typedef struct ValkeyModuleServerInfoData ValkeyModuleServerInfoData;
 typedef uint64_t ValkeyModuleTimerID;
 typedef struct ValkeyModuleUser ValkeyModuleUser;
 typedef struct ValkeyModuleBlockedClient ValkeyModuleBlockedClient;
+typedef struct ValkeyModuleKey ValkeyModuleKey;
+typedef struct ValkeyModuleScanCursor ValkeyModuleScanCursor;
+typedef struct {
+    uint64_t version;
+    ValkeyModuleKey *key;
+} ValkeyModuleKeyInfoV1;
+typedef void (*ValkeyModuleScanKeyCB)(ValkeyModuleKey *key, ValkeyModuleString *field, ValkeyModuleString *value,
+                                      void *privdata);
 #define VALKEYMODULE_CTX_FLAGS_REPLICA (1 << 3)
 #define VALKEYMODULE_CTX_FLAGS_REPLICATED (1 << 12)
 #define VALKEYMODULE_CTX_FLAGS_LOADING (1 << 13)
@@ -108,6 +123,14 @@ static int (*SubscribeToKeyspaceEvents)(ValkeyModuleCtx *, int, ValkeyModuleNoti
 static int (*AddPostNotificationJob)(ValkeyModuleCtx *, ValkeyModulePostNotificationJobFunc, void *,
                                      void (*)(void *));
 static int (*GetContextFlags)(ValkeyModuleCtx *);
+static const ValkeyModuleString *(*GetKeyNameFromModuleKey)(ValkeyModuleKey *);
+static int (*KeyType)(ValkeyModuleKey *);
+static size_t (*ValueLength)(ValkeyModuleKey *);
+static char *(*StringDMA)(ValkeyModuleKey *, size_t *, int);
+static ValkeyModuleString *(*ListGet)(ValkeyModuleKey *, long);
+static ValkeyModuleScanCursor *(*ScanCursorCreate)(void);
+static void (*ScanCursorDestroy)(ValkeyModuleScanCursor *);
+static int (*ScanKey)(ValkeyModuleKey *, ValkeyModuleScanCursor *, ValkeyModuleScanKeyCB, void *);
 static int (*GetSelectedDb)(ValkeyModuleCtx *);
 static int (*ReplicateVerbatim)(ValkeyModuleCtx *);
 static const char *(*StringPtrLen)(const ValkeyModuleString *, size_t *);
@@ -371,6 +394,14 @@ static int init(ValkeyModuleCtx *ctx) {
     REQUIRE(CommandFilterArgGet);
     REQUIRE(GetCurrentCommandName);
     REQUIRE(ServerInfoGetFieldC);
+    REQUIRE(GetKeyNameFromModuleKey);
+    REQUIRE(KeyType);
+    REQUIRE(ValueLength);
+    REQUIRE(StringDMA);
+    REQUIRE(ListGet);
+    REQUIRE(ScanCursorCreate);
+    REQUIRE(ScanCursorDestroy);
+    REQUIRE(ScanKey);
     if (resolve("ValkeyModule_", "AddACLCategory", (void *)&AddACLCategory) != VALKEYMODULE_OK) AddACLCategory = NULL;
     return VALKEYMODULE_OK;
 fail:
@@ -1140,6 +1171,103 @@ int iungo_out_of_memory(ValkeyModuleCtx *ctx) {
     }
     FreeCallReply(r);
     return oom;
+}
+
+/* ---- The value a key had ----
+ * The key event fires while a deleted, expired, evicted or overwritten
+ * key's value is still readable, before the keyspace notification. For a
+ * key some trigger that wants old values may match (goOldValueWanted), the
+ * value is read as the matching read command would answer, in the reply
+ * format of iungo_call, and handed to Go (goOldValue), which keeps it for
+ * the notification that follows. */
+typedef struct {
+    buf_t body;
+    size_t n, max;
+    int over;
+} scan_t;
+
+static void put_string(scan_t *st, ValkeyModuleString *s) {
+    size_t len;
+    const char *p = StringPtrLen(s, &len);
+    if (st->body.len + len > st->max) st->over = 1;
+    if (st->over) return;
+    put_bytes(&st->body, '$', p, len);
+    st->n++;
+}
+
+static void scan_entry(ValkeyModuleKey *key, ValkeyModuleString *field, ValkeyModuleString *value, void *pd) {
+    (void)key;
+    scan_t *st = pd;
+    put_string(st, field);
+    if (value) put_string(st, value);
+}
+
+/* read_value returns the key's type (1 string ... 5 zset) or 0 for one not
+ * read (stream, module type); st->over says it passed max bytes. */
+static int read_value(ValkeyModuleCtx *ctx, ValkeyModuleKey *key, scan_t *st) {
+    int type = KeyType(key);
+    switch (type) {
+    case VALKEYMODULE_KEYTYPE_STRING: {
+        size_t len;
+        const char *p = StringDMA(key, &len, VALKEYMODULE_READ);
+        if (len > st->max) {
+            st->over = 1;
+        } else {
+            put_bytes(&st->body, '$', p ? p : "", p ? len : 0);
+        }
+        return type;
+    }
+    case VALKEYMODULE_KEYTYPE_LIST: {
+        size_t n = ValueLength(key);
+        for (size_t i = 0; i < n && !st->over; i++) {
+            ValkeyModuleString *el = ListGet(key, (long)i);
+            if (!el) break;
+            put_string(st, el);
+            FreeString(ctx, el);
+        }
+        return type;
+    }
+    case VALKEYMODULE_KEYTYPE_HASH:
+    case VALKEYMODULE_KEYTYPE_SET:
+    case VALKEYMODULE_KEYTYPE_ZSET: {
+        ValkeyModuleScanCursor *c = ScanCursorCreate();
+        while (!st->over && ScanKey(key, c, scan_entry, st)) {
+        }
+        ScanCursorDestroy(c);
+        return type;
+    }
+    }
+    return 0;
+}
+
+static void on_key_unlink(ValkeyModuleCtx *ctx, ValkeyModuleEvent eid, uint64_t subevent, void *data) {
+    (void)eid;
+    ValkeyModuleKey *key = ((ValkeyModuleKeyInfoV1 *)data)->key;
+    size_t klen;
+    const char *k = StringPtrLen(GetKeyNameFromModuleKey(key), &klen);
+    if (!key_may_match((const unsigned char *)k, klen)) return;
+    if (GetContextFlags(ctx) & NO_TRIGGER_FLAGS) return;
+    long long max = goOldValueWanted((char *)k, klen, (int)subevent);
+    if (max <= 0) return;
+    scan_t st = {.max = (size_t)max};
+    int type = read_value(ctx, key, &st);
+    buf_t out = {0};
+    if (type == VALKEYMODULE_KEYTYPE_STRING && !st.over) {
+        out = st.body;
+        st.body = (buf_t){0};
+    } else if (type && !st.over) {
+        put_tag(&out, '*', st.n);
+        put(&out, st.body.p, st.body.len);
+    }
+    int failed = out.failed || st.body.failed;
+    goOldValue((char *)k, klen, out.p, out.len, type, st.over || failed, (int)subevent);
+    free(out.p);
+    free(st.body.p);
+}
+
+int iungo_watch_key_values(ValkeyModuleCtx *ctx) {
+    ValkeyModuleEvent ev = {VALKEYMODULE_EVENT_KEY, 1};
+    return SubscribeToServerEvent(ctx, ev, on_key_unlink) == VALKEYMODULE_OK;
 }
 
 static void on_shutdown(ValkeyModuleCtx *ctx, ValkeyModuleEvent eid, uint64_t subevent, void *data) {

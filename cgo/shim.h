@@ -124,6 +124,8 @@ int iungo_writes_paused(void);
 /* Whether the server would refuse a write that may grow memory now, by
  * the rule it applies to scripts. */
 int iungo_out_of_memory(ValkeyModuleCtx *ctx);
+/* Calls goOldValueWanted and goOldValue when a key's value goes. */
+int iungo_watch_key_values(ValkeyModuleCtx *ctx);
 /* Whether the script user of the job in progress may run a command: 1
  * yes, 0 no, -1 no such command. */
 int iungo_acl_check(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc);

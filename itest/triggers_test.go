@@ -90,8 +90,8 @@ func TestOrderPointsIntegration(t *testing.T) {
 	assert.Equal(t, "0", field(t, list[0], "errors"))
 }
 
-// Ensure the game session use case: when the session key expires, its
-// temporary data goes, and other sessions' data stays.
+// Ensure the game session use case: when the session key expires, what it
+// held is archived and its temporary data goes; other sessions' data stays.
 func TestGameSessionIntegration(t *testing.T) {
 	s := vtest.Start(t, vtest.Options{})
 	s.MustDo("IUNGO", "SCRIPT", "SET", "session-cleanup", example(t, "session-cleanup.lua"))
@@ -100,11 +100,16 @@ func TestGameSessionIntegration(t *testing.T) {
 	s.MustDo("SET", "{s42}:tmp:score", "10")
 	s.MustDo("HSET", "{s42}:tmp:inventory", "sword", "1")
 	s.MustDo("SET", "{s43}:tmp:score", "7")
-	s.MustDo("SET", "{s42}:session", "alive", "PX", "200")
+	s.MustDo("HSET", "{s42}:session", "player", "p1", "room", "r9")
+	s.MustDo("PEXPIRE", "{s42}:session", "200")
 	vtest.Eventually(t, 10*time.Second, "session 42's data deleted after expiry", func() bool {
 		return num(t, s, "EXISTS", "{s42}:tmp:score", "{s42}:tmp:inventory") == 0
 	})
 	assert.Equal(t, int64(0), num(t, s, "EXISTS", "{s42}:session"))
+	archived := str(t, s, "LINDEX", "{s42}:history", "0")
+	for _, want := range []string{`"player":"p1"`, `"room":"r9"`, `"ended":"expired"`} {
+		assert.Contains(t, archived, want)
+	}
 	assert.Equal(t, "7", str(t, s, "GET", "{s43}:tmp:score"), "another session keeps its data")
 }
 

@@ -19,7 +19,8 @@ type job struct {
 	maxmemory bool // maxmemory was set at the event: check for OOM first
 	event     string
 	key       string
-	triggers  []*Trigger // in registration order; points into the queue's buffer
+	triggers  []*Trigger          // in registration order; points into the queue's buffer
+	old       *scripting.OldValue // what the key held, when the event removed or replaced it
 }
 
 // jobQueue holds the jobs the server has accepted, in the order it runs
@@ -89,6 +90,7 @@ func (m *Module) OnEvent(ctx Ctx, event, key string) {
 		// one's jobs are over, whatever the queue says.
 		m.endUnit()
 	}
+	old := m.takeOldValue(event, key)
 	if !m.listen.wants(event) {
 		return
 	}
@@ -119,7 +121,7 @@ func (m *Module) OnEvent(ctx Ctx, event, key string) {
 		return
 	}
 	m.jobs.push(job{id: m.nextJob, depth: depth, maxmemory: flags&FlagMaxmemory != 0,
-		event: eventName(event, matched), key: strings.Clone(key)}, matched)
+		event: eventName(event, matched), key: strings.Clone(key), old: old}, matched)
 }
 
 // eventName returns event as a string the module may keep: one of the
@@ -178,6 +180,7 @@ const (
 // command that caused the event: its error is counted and logged.
 func (m *Module) RunJob(ctx Ctx, id uint64) {
 	j, ok := m.jobs.pop(id)
+	clear(m.oldValues) // what no event took is stale now
 	if !ok {
 		m.logf(LogWarning, "iungo: post-notification job %d has no event; skipped", id)
 		return
@@ -217,7 +220,7 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 		m.depth, m.host.ctx = 0, nil
 		ctx.DetachUser()
 	}()
-	in := scripting.Input{Key: j.key, Event: j.event, DB: ctx.DB()}
+	in := scripting.Input{Key: j.key, Event: j.event, DB: ctx.DB(), Old: j.old}
 	for _, t := range j.triggers {
 		// The configuration may have changed since the event, e.g. inside
 		// the same MULTI: a trigger replaced by one with the same pattern

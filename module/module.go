@@ -153,16 +153,19 @@ type Module struct {
 	opts Options
 	// serverVersion is the server's version, for the scripts' constants.
 	serverVersion ServerVersion
-	scripts       map[string]*scripting.Script
-	triggers      map[string]*Trigger
-	index         *router.Index[*Trigger] // enabled triggers only
-	listen        listenCounts            // the events enabled triggers listen to
-	classes       config.Class
-	paused        bool
-	nextSeq       uint64
-	revision      uint64        // bumped by every change
-	origin        config.Origin // the iungo configuration this one is, if any
-	digests       [2]string     // config.Digest of the configuration unpaused and paused, "" until asked
+	// oldValues are the values of keys just removed or replaced, until the
+	// event that follows takes them (or the next job clears them).
+	oldValues map[string]keptValue
+	scripts   map[string]*scripting.Script
+	triggers  map[string]*Trigger
+	index     *router.Index[*Trigger] // enabled triggers only
+	listen    listenCounts            // the events enabled triggers listen to
+	classes   config.Class
+	paused    bool
+	nextSeq   uint64
+	revision  uint64        // bumped by every change
+	origin    config.Origin // the iungo configuration this one is, if any
+	digests   [2]string     // config.Digest of the configuration unpaused and paused, "" until asked
 
 	engine  *scripting.Engine
 	host    jobHost

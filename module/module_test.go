@@ -402,3 +402,36 @@ return {KEYS[1], ARGV[1], r}`)
 	assert.Contains(t, tm.ctx.do("SCRIPT", "RUN", "bad", "k"), "READONLY")
 	assert.NotContains(t, tm.ctx.do("SCRIPT", "RUN", "bad", "k", "DRYRUN"), "READONLY")
 }
+
+// Ensure an old value goes to the event that reports the key going, only
+// for keys a trigger that wants it matches, and never outlives the next job.
+func TestOldValueHandOver(t *testing.T) {
+	tm := newTestModule(t)
+	tm.mustDo(t, "SCRIPT", "SET", "s", "local v, why = server.old_value() server.call('SET', 'out', tostring(v) .. ' ' .. tostring(why))")
+	tm.mustDo(t, "TRIGGER", "SET", "k:*", "del", "s")
+	tm.mustDo(t, "TRIGGER", "SET", "other:*", "hset", "s")
+	str := func(s string) scripting.Reply { return scripting.Reply{Kind: scripting.ReplyString, Str: s} }
+
+	assert.Equal(t, int64(1<<20), tm.OldValueWanted("k:1", goneDeleted))
+	assert.Zero(t, tm.OldValueWanted("k:1", goneExpired), "no trigger on k:* listens to expired")
+	assert.Zero(t, tm.OldValueWanted("other:1", goneDeleted), "hset does not report a key going")
+	assert.Zero(t, tm.OldValueWanted("none", goneDeleted))
+
+	tm.SetOldValue("k:1", str("was"), valueString, false, goneDeleted)
+	tm.ctx.event("del", "k:1")
+	assert.Equal(t, []string{"SET", "out", "was nil"}, tm.ctx.calls[len(tm.ctx.calls)-1])
+
+	tm.SetOldValue("k:2", str("big"), valueString, true, goneDeleted)
+	tm.ctx.event("del", "k:2")
+	assert.Equal(t, []string{"SET", "out", "nil not kept: larger than iungo.old-value-max-bytes (1048576)"}, tm.ctx.calls[len(tm.ctx.calls)-1])
+
+	// Kept for a key whose event never came: the next job drops it.
+	tm.SetOldValue("k:3", str("stale"), valueString, false, goneDeleted)
+	tm.ctx.event("del", "k:1")
+	assert.Empty(t, tm.Module.oldValues)
+	tm.ctx.event("del", "k:3")
+	assert.Equal(t, []string{"SET", "out", "nil nil"}, tm.ctx.calls[len(tm.ctx.calls)-1])
+
+	zset := scripting.Reply{Kind: scripting.ReplyArray, Elems: []scripting.Reply{str("b"), str("2"), str("c"), str("1"), str("a"), str("1")}}
+	assert.Equal(t, []scripting.Reply{str("a"), str("1"), str("c"), str("1"), str("b"), str("2")}, sortZset(zset).Elems)
+}

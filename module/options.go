@@ -32,6 +32,7 @@ type Options struct {
 	Mode          string        // mode
 	ScriptUser    string        // script-user; "" means the module's own user
 	DebugCommands bool          // debug-commands
+	OldValueMax   int64         // old-value-max-bytes; 0: none kept
 }
 
 // NumericOption describes one integer option for the server's config table.
@@ -143,6 +144,12 @@ var NumericOptions = []NumericOption{
 		Help: "trigger runs one client command may cause (its whole cascade); the rest are not run",
 		get:  func(m *Module) int64 { return int64(m.opts.CommandRuns) },
 		set:  func(m *Module, v int64) { m.opts.CommandRuns = int(v) },
+	},
+	{
+		Name: "old-value-max-bytes", Default: 1 << 20, Min: 0, Max: 1 << 30,
+		Help: "largest old value (server.old_value) kept for a trigger's script; 0 keeps none",
+		get:  func(m *Module) int64 { return m.opts.OldValueMax },
+		set:  func(m *Module, v int64) { m.opts.OldValueMax = v },
 	},
 	{
 		Name: "script-memory-mb", Default: 64, Min: 1, Max: 16_384,

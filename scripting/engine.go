@@ -87,6 +87,17 @@ type Input struct {
 	Key   string
 	Event string
 	DB    int
+	// Old is what the key held when the event removed or replaced its
+	// value (server.old_value()); nil otherwise.
+	Old *OldValue
+}
+
+// OldValue is a key's value just before an event removed or replaced it,
+// as the matching read returns it (GET, LRANGE, HGETALL, SMEMBERS, ZRANGE
+// WITHSCORES), or why it was not kept.
+type OldValue struct {
+	Value Reply
+	Why   string // not empty: not kept, and why
 }
 
 // Host is the server as a running script reaches it.
@@ -162,7 +173,8 @@ type Engine struct {
 	opts    Options
 	L       *lua.LState
 	sandbox *sandbox
-	host    Host // the host of the run in progress
+	host    Host      // the host of the run in progress
+	old     *OldValue // and its key's old value
 	running bool
 	args    []string // reused by server.call
 	// The last error table server.call raised, and where ("name:line:").
@@ -252,7 +264,7 @@ func (e *Engine) run(s *Script, in Input, h Host, keep bool) (result Reply, err 
 	if e.wd.unitExhausted() {
 		return result, e.budgetError(s.Name)
 	}
-	e.running, e.host = true, h
+	e.running, e.host, e.old = true, h, in.Old
 	L := e.L
 	defer func() {
 		if r := recover(); r != nil {
@@ -261,7 +273,7 @@ func (e *Engine) run(s *Script, in Input, h Host, keep bool) (result Reply, err 
 			e.reset()
 			result, err = Reply{}, &RunError{Script: s.Name, Message: fmt.Sprintf("internal error: %v", r)}
 		}
-		e.running, e.host = false, nil
+		e.running, e.host, e.old = false, nil, nil
 	}()
 
 	fn := e.sandbox.function(s.proto)

@@ -79,6 +79,7 @@ func newServerLib(L *lua.LState, e *Engine) *lua.LTable {
 		"status_reply":  statusReplyFn,
 		"log":           e.serverLog,
 		"acl_check_cmd": e.aclCheckCmd,
+		"old_value":     e.oldValue,
 	})
 	t.RawSetString("LOG_DEBUG", lua.LNumber(LogDebug))
 	t.RawSetString("LOG_VERBOSE", lua.LNumber(LogVerbose))
@@ -173,6 +174,23 @@ func (e *Engine) sortForScript(args []string) []string {
 	}
 	out := append(append(append([]string(nil), args[:by]...), args[by+2:]...), "ALPHA")
 	return out
+}
+
+// oldValue is server.old_value(): what the key held before the event
+// removed or replaced it, as the matching read returns it; nil when the
+// event did not (or outside a trigger), nil and why when it was not kept.
+func (e *Engine) oldValue(L *lua.LState) int {
+	if e.old == nil {
+		L.Push(lua.LNil)
+		return 1
+	}
+	if e.old.Why != "" {
+		L.Push(lua.LNil)
+		L.Push(lua.LString(e.old.Why))
+		return 2
+	}
+	L.Push(toLua(L, e.old.Value))
+	return 1
 }
 
 // callArgs appends the call's arguments (the Lua arguments of a server

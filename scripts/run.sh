@@ -63,8 +63,10 @@ Try, in another terminal:
   valkey-cli -p $port GET {u7}:points                 # 120, credited once
 
   valkey-cli -p $port SET {s42}:tmp:score 10
-  valkey-cli -p $port SET {s42}:session alive PX 200
+  valkey-cli -p $port HSET {s42}:session player p1 room r9
+  valkey-cli -p $port PEXPIRE {s42}:session 200
   sleep 1; valkey-cli -p $port EXISTS {s42}:tmp:score   # 0: cleaned up
+  valkey-cli -p $port LRANGE {s42}:history 0 -1         # what the session held
 
   valkey-cli -p $port IUNGO TRIGGER LIST
   valkey-cli -p $port IUNGO INFO
