@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -359,4 +360,28 @@ func TestRefusedOnRedisIntegration(t *testing.T) {
 	log, err := os.ReadFile(logPath)
 	require.NoError(t, err)
 	assert.Contains(t, string(log), "iungo requires Valkey 7.2 or later")
+}
+
+// Ensure a trigger's run times show in TRIGGER LIST and TRIGGER RESET
+// zeroes its counters.
+func TestTriggerCountersIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "count", "server.call('INCR', 'counter')")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "k:*", "set", "count")
+	for range 3 {
+		s.MustDo("SET", "k:1", "v")
+	}
+	tr := triggerList(t, s)[0]
+	assert.Equal(t, "3", field(t, tr, "runs"))
+	total, err := strconv.Atoi(field(t, tr, "run_us_total"))
+	require.NoError(t, err)
+	maxRun, err := strconv.Atoi(field(t, tr, "run_us_max"))
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, total, maxRun)
+	s.MustDo("IUNGO", "TRIGGER", "RESET", "k:*", "set")
+	tr = triggerList(t, s)[0]
+	for _, f := range []string{"runs", "errors", "run_us_total", "run_us_max"} {
+		assert.Equal(t, "0", field(t, tr, f), f)
+	}
+	assert.Equal(t, "3", str(t, s, "GET", "counter"), "reset changes counters, not data")
 }

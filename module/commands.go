@@ -34,6 +34,7 @@ const (
 	kindManage              // changes it: also refused in production mode, where iungo owns it
 	kindSync                // fetches it from iungo: primary only, replicated as a RESTORE
 	kindDebug               // IUNGO DEBUG, with iungo.debug-commands yes only
+	kindLocal               // changes this node's counters only: anywhere, not replicated
 )
 
 func (c *command) writes() bool { return c.kind == kindOperate || c.kind == kindManage }
@@ -54,6 +55,7 @@ func init() {
 		{"trigger enable", "<key-pattern> <events>", 2, kindManage, "Enable a trigger.", cmdTriggerEnable(true)},
 		{"trigger disable", "<key-pattern> <events>", 2, kindManage, "Disable a trigger; it keeps its counters.", cmdTriggerEnable(false)},
 		{"trigger list", "", 0, kindRead, "List the triggers in registration order with their counters and last error.", cmdTriggerList},
+		{"trigger reset", "<key-pattern> <events>", 2, kindLocal, "Zero a trigger's counters on this node: runs, errors, last error, run times.", cmdTriggerReset},
 		{"trigger match", "<key> [<event>]", -1, kindRead, "List the triggers whose pattern matches <key>, in the order they would run, each with fires 1 or 0 and, for 0, why not (disabled, paused, event class off, other event). Without <event>, says whether each would fire for one of its events.", cmdTriggerMatch},
 		{"event set", "<class> [<class> ...]", -1, kindManage, "Enable event classes: names (generic, string, list, set, hash, zset, stream, expired, evicted, keymiss, new, module, all) or letters (g$lshztxemndA), comma- or space-separated.", cmdEventSet(true)},
 		{"event unset", "<class> [<class> ...]", -1, kindManage, "Disable event classes; their events fire nothing.", cmdEventSet(false)},
@@ -236,7 +238,7 @@ func (c *command) synopsis() string {
 // replays always applies.
 func (m *Module) allowed(ctx Ctx, c *command) error {
 	switch c.kind {
-	case kindRead:
+	case kindRead, kindLocal:
 		return nil
 	case kindDebug:
 		if !m.opts.DebugCommands {
@@ -379,7 +381,7 @@ func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 	ts := m.sortedTriggers()
 	w.ReplyArray(len(ts))
 	for _, t := range ts {
-		replyTrigger(w, t, 7)
+		replyTrigger(w, t, 9)
 		w.ReplyString("enabled")
 		w.ReplyInt(boolInt(t.Enabled))
 		w.ReplyString("runs")
@@ -388,7 +390,23 @@ func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 		w.ReplyInt(int64(t.Errors))
 		w.ReplyString("last_error")
 		w.ReplyString(t.LastError)
+		w.ReplyString("run_us_total")
+		w.ReplyInt(t.RunTime.Microseconds())
+		w.ReplyString("run_us_max")
+		w.ReplyInt(t.MaxRunTime.Microseconds())
 	}
+	return nil
+}
+
+// cmdTriggerReset is TRIGGER RESET: counters are the node's own, so the
+// command is not replicated.
+func cmdTriggerReset(m *Module, w Ctx, args []string) error {
+	t, err := m.trigger(args[0], args[1])
+	if err != nil {
+		return err
+	}
+	t.Runs, t.Errors, t.LastError, t.RunTime, t.MaxRunTime = 0, 0, "", 0, 0
+	w.ReplyStatus("OK")
 	return nil
 }
 

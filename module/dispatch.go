@@ -235,7 +235,11 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 		}
 		m.unit.runs++
 		s := m.scripts[t.Script]
+		start := time.Now()
 		err := m.engine.Run(s, in, &m.host)
+		took := time.Since(start)
+		t.RunTime += took
+		t.MaxRunTime = max(t.MaxRunTime, took)
 		t.Runs++
 		m.stats.Runs++
 		if errors.Is(err, scripting.ErrBudget) {

@@ -119,6 +119,8 @@ type Trigger struct {
 	Runs      uint64
 	Errors    uint64
 	LastError string
+	// RunTime is the time its runs took in all, MaxRunTime the longest.
+	RunTime, MaxRunTime time.Duration
 
 	seq     uint64 // registration order
 	removed bool

@@ -38,8 +38,8 @@ func TestCommandsHappyPath(t *testing.T) {
 		map[string]any{"name": "credit", "bytes": int64(8), "triggers": int64(2)},
 	}, c.do("SCRIPT", "LIST"))
 	assert.Equal(t, []any{
-		map[string]any{"pattern": "order:*", "events": "hset", "script": "credit", "enabled": int64(1), "runs": int64(0), "errors": int64(0), "last_error": ""},
-		map[string]any{"pattern": "session:*", "events": "del,expired", "script": "credit", "enabled": int64(1), "runs": int64(0), "errors": int64(0), "last_error": ""},
+		map[string]any{"pattern": "order:*", "events": "hset", "script": "credit", "enabled": int64(1), "runs": int64(0), "errors": int64(0), "last_error": "", "run_us_total": int64(0), "run_us_max": int64(0)},
+		map[string]any{"pattern": "session:*", "events": "del,expired", "script": "credit", "enabled": int64(1), "runs": int64(0), "errors": int64(0), "last_error": "", "run_us_total": int64(0), "run_us_max": int64(0)},
 	}, c.do("TRIGGER", "LIST"))
 	assert.Equal(t, "+OK", c.do("TRIGGER", "DISABLE", "session:*", "del,expired"))
 	assert.Equal(t, int64(0), c.do("TRIGGER", "LIST").([]any)[1].(map[string]any)["enabled"])
@@ -434,4 +434,30 @@ func TestOldValueHandOver(t *testing.T) {
 
 	zset := scripting.Reply{Kind: scripting.ReplyArray, Elems: []scripting.Reply{str("b"), str("2"), str("c"), str("1"), str("a"), str("1")}}
 	assert.Equal(t, []scripting.Reply{str("a"), str("1"), str("c"), str("1"), str("b"), str("2")}, sortZset(zset).Elems)
+}
+
+// Ensure TRIGGER LIST reports run times and TRIGGER RESET zeroes a
+// trigger's counters on this node only (it is not replicated).
+func TestTriggerTimesAndReset(t *testing.T) {
+	tm := newTestModule(t)
+	tm.mustDo(t, "SCRIPT", "SET", "s", "local n = 0 for i = 1, 20000 do n = n + i end error('x')")
+	tm.mustDo(t, "TRIGGER", "SET", "k", "set", "s")
+	tm.ctx.event("set", "k")
+	tm.ctx.event("set", "k")
+	tr := tm.mustDo(t, "TRIGGER", "LIST").([]any)[0].(map[string]any)
+	assert.Equal(t, int64(2), tr["runs"])
+	total, maxRun := tr["run_us_total"].(int64), tr["run_us_max"].(int64)
+	assert.Positive(t, maxRun)
+	assert.GreaterOrEqual(t, total, maxRun)
+	assert.LessOrEqual(t, total, 2*maxRun)
+
+	before := tm.ctx.replicated
+	assert.Equal(t, "+OK", tm.ctx.do("TRIGGER", "RESET", "k", "set"))
+	tr = tm.mustDo(t, "TRIGGER", "LIST").([]any)[0].(map[string]any)
+	for _, f := range []string{"runs", "errors", "run_us_total", "run_us_max"} {
+		assert.Equal(t, int64(0), tr[f], f)
+	}
+	assert.Equal(t, "", tr["last_error"])
+	assert.Equal(t, before, tm.ctx.replicated, "counters are the node's own")
+	assert.Contains(t, tm.ctx.do("TRIGGER", "RESET", "nope", "set"), "no trigger for pattern")
 }
