@@ -38,6 +38,7 @@ func run(ctx context.Context, args []string) error {
 	manifest := fs.String("import", "", "import this module manifest into --namespace when it has no script yet")
 	pushUser := fs.String("push-user", "", "ACL user that pushes to --namespace's nodes authenticate as; its password is $IUNGO_PUSH_PASSWORD")
 	maxNodes := fs.Int("max-nodes", server.DefaultMaxNodes, "nodes one namespace may register")
+	metricsTokenFile := fs.String("metrics-token-file", "", "file holding a token that reads GET /metrics and nothing else (default $IUNGO_METRICS_TOKEN; without one, /metrics wants the admin token)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,6 +47,10 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	nodeToken, err := secret(*tokenFile, "IUNGO_NODE_TOKEN")
+	if err != nil {
+		return err
+	}
+	metricsToken, err := secret(*metricsTokenFile, "IUNGO_METRICS_TOKEN")
 	if err != nil {
 		return err
 	}
@@ -73,6 +78,7 @@ func run(ctx context.Context, args []string) error {
 		fmt.Printf("admin token: %s\n", adminToken)
 	}
 	srv := server.New(store, adminToken)
+	srv.MetricsToken = metricsToken
 	srv.Log = log.New(os.Stderr, "", log.LstdFlags)
 	if err := srv.Open(*listen); err != nil {
 		return err

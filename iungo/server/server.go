@@ -26,7 +26,9 @@ import (
 type Server struct {
 	Store      *Store
 	AdminToken string
-	Log        *log.Logger
+	// MetricsToken, if set, reads GET /metrics and nothing else.
+	MetricsToken string
+	Log          *log.Logger
 	// Timeouts of every connection; the defaults when zero.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 
@@ -108,6 +110,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+admin+"/{ns}/push-credentials", s.admin(s.handlePushCredentials))
 	mux.HandleFunc("POST "+admin+"/{ns}/push", s.admin(s.handlePush))
 	mux.HandleFunc("POST /admin/v1/check", s.admin(s.handleCheck))
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /metrics", s.metrics(s.handleMetrics))
 
 	s.routeUI(mux)
 	return limitBodies(mux)
