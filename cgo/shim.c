@@ -654,6 +654,25 @@ static const char *errno_message(int err) {
     }
 }
 
+/* new_argv makes server strings of a command packed as for iungo_call, in
+ * small when it fits; free_argv frees them. */
+static ValkeyModuleString **new_argv(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc,
+                                     ValkeyModuleString **small) {
+    ValkeyModuleString **argv = argc > 16 ? malloc(sizeof(*argv) * (size_t)argc) : small;
+    if (!argv) return NULL;
+    const char *p = buf;
+    for (int i = 0; i < argc; i++) {
+        argv[i] = CreateString(ctx, p, lens[i]);
+        p += lens[i];
+    }
+    return argv;
+}
+
+static void free_argv(ValkeyModuleCtx *ctx, ValkeyModuleString **argv, int argc, ValkeyModuleString **small) {
+    for (int i = 0; i < argc; i++) FreeString(ctx, argv[i]);
+    if (argv != small) free(argv);
+}
+
 /* The reply buffer of iungo_call, kept between calls: Go reads each reply
  * before it makes the next call. Past 1 MiB it is freed after the next. */
 static buf_t reply_buf;
@@ -679,20 +698,20 @@ char *iungo_call(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int 
     name[lens[0]] = 0;
 
     ValkeyModuleString *small[16];
-    ValkeyModuleString **args = small;
     int nargs = argc - 1;
-    if (nargs > 16) args = malloc(sizeof(*args) * (size_t)nargs);
-    const char *p = buf + lens[0];
-    for (int i = 0; i < nargs; i++) {
-        args[i] = CreateString(ctx, p, lens[i + 1]);
-        p += lens[i + 1];
+    ValkeyModuleString **args = new_argv(ctx, buf + lens[0], lens + 1, nargs, small);
+    if (!args) {
+        const char *msg = "ERR out of memory building the call";
+        put_bytes(&out, '-', msg, strlen(msg));
+        reply_buf = out;
+        *outlen = out.len;
+        return out.p;
     }
     errno = 0;
     ValkeyModuleCallReply *r = nargs > 0 ? Call(ctx, name, CALL_FORMAT, args, (size_t)nargs)
                                          : Call(ctx, name, CALL_FORMAT + 1); /* no vector */
     int err = errno;
-    for (int i = 0; i < nargs; i++) FreeString(ctx, args[i]);
-    if (args != small) free(args);
+    free_argv(ctx, args, nargs, small);
 
     const char *rewrite = r && CallReplyType(r) == VALKEYMODULE_REPLY_ERROR ? script_error(r, err) : NULL;
     size_t elen;
@@ -1331,25 +1350,6 @@ int iungo_attach_user(ValkeyModuleCtx *ctx, const char *name, size_t len) {
     named_user = u;
     SetContextUser(ctx, named_user);
     return 1;
-}
-
-/* new_argv makes server strings of a command packed as for iungo_call, in
- * small when it fits; free_argv frees them. */
-static ValkeyModuleString **new_argv(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc,
-                                     ValkeyModuleString **small) {
-    ValkeyModuleString **argv = argc > 16 ? malloc(sizeof(*argv) * (size_t)argc) : small;
-    if (!argv) return NULL;
-    const char *p = buf;
-    for (int i = 0; i < argc; i++) {
-        argv[i] = CreateString(ctx, p, lens[i]);
-        p += lens[i];
-    }
-    return argv;
-}
-
-static void free_argv(ValkeyModuleCtx *ctx, ValkeyModuleString **argv, int argc, ValkeyModuleString **small) {
-    for (int i = 0; i < argc; i++) FreeString(ctx, argv[i]);
-    if (argv != small) free(argv);
 }
 
 int iungo_acl_check(ValkeyModuleCtx *ctx, const char *buf, const size_t *lens, int argc) {
