@@ -438,6 +438,8 @@ type watchdog struct {
 	// unit is the current unit's number << 2, | runningBit while it is
 	// open, | stoppedBit once the loop found its budget used up.
 	unit atomic.Uint64
+	// unitFirstRun is the number the unit's first run gets.
+	unitFirstRun atomic.Uint64
 
 	mu       sync.Mutex
 	timeout  time.Duration
@@ -492,6 +494,7 @@ func (w *watchdog) setLimits(timeout time.Duration, memLimit int64, budget time.
 }
 
 func (w *watchdog) beginUnit() {
+	w.unitFirstRun.Store(w.run + 1)
 	w.unitNum++
 	w.unit.Store(w.unitNum<<2 | runningBit)
 }
@@ -582,8 +585,14 @@ func (w *watchdog) check() time.Duration {
 		w.seenUnit, w.seenUnitAt = u>>2, now
 	case budget > 0 && now.Sub(w.seenUnitAt) >= budget && w.unit.CompareAndSwap(u, u|stoppedBit):
 		// The run in progress belongs to this unit: runs start only
-		// inside the unit that the CAS just found still open.
-		if running && w.stop(s, ErrBudget) {
+		// inside the unit that the CAS just found still open. When it is
+		// the unit's first run and the budget is no larger than the
+		// timeout, it used up its own time, however the ticks fell.
+		why := ErrBudget
+		if running && s>>2 == w.unitFirstRun.Load() && timeout <= budget {
+			why = ErrTimeout
+		}
+		if running && w.stop(s, why) {
 			running = false
 		}
 		unitOpen = false

@@ -316,6 +316,24 @@ func TestUnitBudget(t *testing.T) {
 	e.EndUnit()
 }
 
+// Ensure a run that alone takes its timeout is reported as timed out when
+// the unit's budget equals the timeout (the default), whichever limit the
+// watchdog's ticks see first.
+func TestTimeoutWinsOverEqualBudget(t *testing.T) {
+	e := newTestEngine(t, Options{Timeout: 20 * time.Millisecond, UnitBudget: 20 * time.Millisecond})
+	spin := mustCompile(t, "spin", `while true do end`)
+	in := Input{Key: "k", Event: "set"}
+	for i := 0; i < 5; i++ {
+		e.BeginUnit()
+		// Let a tick see the unit before the run begins, as a busy CI
+		// machine's late ticks did (the module's own gap is microseconds).
+		time.Sleep(idleTick + 2*time.Millisecond)
+		err := e.Run(spin, in, &fakeHost{})
+		e.EndUnit()
+		require.ErrorIs(t, err, ErrTimeout, "run %d: %v", i, err)
+	}
+}
+
 // Ensure runs that each stay within their own timeout still end when
 // together they pass the unit's budget.
 func TestUnitBudgetAcrossRuns(t *testing.T) {
