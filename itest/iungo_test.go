@@ -69,7 +69,27 @@ func nodes(t *testing.T, srv *server.Server) server.NodesView {
 }
 
 // adminCall calls the admin API and decodes its JSON answer into out.
+// Edits publish at once (?publish=true): each is a version, as these tests
+// count them; TestDraftPublishRollbackIntegration edits drafts.
 func adminCall(t *testing.T, srv *server.Server, method, path, body string, out any) {
+	t.Helper()
+	if (method == "PUT" || method == "DELETE") && isEdit(path) {
+		path += "?publish=true"
+	}
+	adminDo(t, srv, method, path, body, out)
+}
+
+func isEdit(path string) bool {
+	for _, p := range []string{"/scripts", "/triggers", "/events"} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// adminDo calls the admin API as it is asked.
+func adminDo(t *testing.T, srv *server.Server, method, path, body string, out any) {
 	t.Helper()
 	req, err := http.NewRequest(method, srv.URL()+"/admin/v1/namespaces/shop"+path, strings.NewReader(body))
 	require.NoError(t, err)
@@ -89,6 +109,65 @@ func push(t *testing.T, srv *server.Server) []server.PushResult {
 	var results []server.PushResult
 	adminCall(t, srv, "POST", "/push", "", &results)
 	return results
+}
+
+// Ensure nodes see only published versions: a draft stays on iungo through
+// pushes and heartbeats; publishing reaches the node; a rollback publishes
+// the old content as a new version, which the node runs.
+func TestDraftPublishRollbackIntegration(t *testing.T) {
+	srv := startIungo(t)
+	n := startNode(t, at(t, srv))
+	vtest.Eventually(t, 10*time.Second, "the node registered", func() bool { return len(nodes(t, srv).Nodes) == 1 })
+
+	adminDo(t, srv, "PUT", "/scripts/mark", `{"source":"server.call('SET', 'seen:' .. KEYS[1], 'v1')"}`, nil)
+	adminDo(t, srv, "PUT", "/triggers", `{"pattern":"k:*","events":"set","script":"mark","enabled":true}`, nil)
+	for _, r := range push(t, srv) {
+		require.Empty(t, r.Error, r.Node)
+		require.Equal(t, int64(1), r.Version, "a push sends the published version, not the draft")
+	}
+	n.MustDo("SET", "k:1", "x")
+	assert.Equal(t, int64(0), num(t, n, "EXISTS", "seen:k:1"), "the draft does not run")
+
+	var pub server.PublishReply
+	adminDo(t, srv, "POST", "/publish", `{"author":"ana","message":"mark k keys"}`, &pub)
+	require.Equal(t, uint64(2), pub.Version)
+	require.Len(t, pub.Diff.Scripts, 1)
+	assert.Equal(t, []server.DiffLine{{Op: "+", Text: "server.call('SET', 'seen:' .. KEYS[1], 'v1')"}}, pub.Diff.Scripts[0].Lines)
+	for _, r := range push(t, srv) {
+		require.Equal(t, int64(2), r.Version, r.Node)
+	}
+	n.MustDo("SET", "k:2", "x")
+	assert.Equal(t, "v1", str(t, n, "GET", "seen:k:2"))
+
+	adminDo(t, srv, "PUT", "/scripts/mark", `{"source":"server.call('SET', 'seen:' .. KEYS[1], 'v2')"}`, nil)
+	adminDo(t, srv, "POST", "/publish", "", &pub)
+	require.Equal(t, uint64(3), pub.Version)
+	vtest.Eventually(t, 10*time.Second, "the heartbeat brings version 3", func() bool {
+		return infoField(t, n, "namespace_version") == "3"
+	})
+	n.MustDo("SET", "k:3", "x")
+	assert.Equal(t, "v2", str(t, n, "GET", "seen:k:3"))
+
+	var detail server.VersionDetail
+	adminDo(t, srv, "GET", "/versions/3", "", &detail)
+	require.NotNil(t, detail.Diff)
+	assert.Equal(t, []server.DiffLine{
+		{Op: "-", Text: "server.call('SET', 'seen:' .. KEYS[1], 'v1')"},
+		{Op: "+", Text: "server.call('SET', 'seen:' .. KEYS[1], 'v2')"},
+	}, detail.Diff.Scripts[0].Lines)
+
+	adminDo(t, srv, "POST", "/versions/2/rollback", `{"author":"ben"}`, &pub)
+	require.Equal(t, uint64(4), pub.Version)
+	for _, r := range push(t, srv) {
+		require.Equal(t, int64(4), r.Version, r.Node)
+	}
+	n.MustDo("SET", "k:4", "x")
+	assert.Equal(t, "v1", str(t, n, "GET", "seen:k:4"), "the rolled-back script runs")
+	var versions []server.VersionInfo
+	adminDo(t, srv, "GET", "/versions", "", &versions)
+	require.Len(t, versions, 4)
+	assert.Equal(t, "ben", versions[0].Author)
+	assert.Equal(t, "roll back to version 2", versions[0].Message)
 }
 
 // Ensure the whole loop: a script and a trigger created through the admin

@@ -105,6 +105,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+admin+"/{ns}/triggers", s.admin(s.handlePutTrigger))
 	mux.HandleFunc("DELETE "+admin+"/{ns}/triggers", s.admin(s.handleDeleteTrigger))
 	mux.HandleFunc("PUT "+admin+"/{ns}/events", s.admin(s.handlePutEvents))
+	mux.HandleFunc("GET "+admin+"/{ns}/draft", s.admin(s.handleGetDraft))
+	mux.HandleFunc("DELETE "+admin+"/{ns}/draft", s.admin(s.handleDiscardDraft))
+	mux.HandleFunc("POST "+admin+"/{ns}/publish", s.admin(s.handlePublish))
+	mux.HandleFunc("GET "+admin+"/{ns}/versions", s.admin(s.handleVersions))
+	mux.HandleFunc("GET "+admin+"/{ns}/versions/{v}", s.admin(s.handleVersion))
+	mux.HandleFunc("POST "+admin+"/{ns}/versions/{v}/rollback", s.admin(s.handleRollback))
 	mux.HandleFunc("GET "+admin+"/{ns}/nodes", s.admin(s.handleNodes))
 	mux.HandleFunc("DELETE "+admin+"/{ns}/nodes/{id}", s.admin(s.handleDeleteNode))
 	mux.HandleFunc("PUT "+admin+"/{ns}/push-credentials", s.admin(s.handlePushCredentials))
@@ -360,12 +366,158 @@ func (s *Server) handleGetNamespace(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, sn)
 }
 
-func versionReply(w http.ResponseWriter, v uint64, err error) {
+// EditReply answers an edit: the draft changed, nodes did not (unless
+// the edit asked ?publish=true, which publishes the whole draft).
+type EditReply struct {
+	// Version is the published version nodes run or will run.
+	Version uint64 `json:"version"`
+	// Pending counts what the draft changes against it.
+	Pending   int  `json:"pending"`
+	Published bool `json:"published"`
+}
+
+// editReply answers an edit of a namespace's draft, publishing it first
+// when the request asks ?publish=true.
+func (s *Server) editReply(w http.ResponseWriter, r *http.Request, err error) {
 	if err != nil {
 		apiError(w, err)
 		return
 	}
-	writeJSON(w, iungo.VersionReply{Version: v})
+	ns := r.PathValue("ns")
+	var reply EditReply
+	if r.URL.Query().Get("publish") == "true" {
+		v, _, err := s.Store.Publish(ns, author(r, "admin API"), "")
+		if err != nil && !errors.Is(err, errNothingToPublish) {
+			apiError(w, err)
+			return
+		}
+		reply.Published = err == nil && v > 0
+	}
+	d, err := s.Store.Draft(ns)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	reply.Version, reply.Pending = d.BaseVersion, d.Diff.Count()
+	writeJSON(w, reply)
+}
+
+// author is who the request says publishes: the Iungo-Author header of the
+// admin API, else def. The admin token is one: the name is the caller's
+// word, kept for the history, not an identity.
+func author(r *http.Request, def string) string {
+	if a := strings.TrimSpace(r.Header.Get("Iungo-Author")); a != "" {
+		return a
+	}
+	return def
+}
+
+// handleGetDraft is GET /admin/v1/namespaces/{ns}/draft.
+func (s *Server) handleGetDraft(w http.ResponseWriter, r *http.Request) {
+	d, err := s.Store.Draft(r.PathValue("ns"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, d)
+}
+
+// handleDiscardDraft is DELETE /admin/v1/namespaces/{ns}/draft.
+func (s *Server) handleDiscardDraft(w http.ResponseWriter, r *http.Request) {
+	if err := s.Store.DiscardDraft(r.PathValue("ns")); err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, map[string]bool{"discarded": true})
+}
+
+// PublishReply is the version a publish or a rollback made, and what it
+// changed.
+type PublishReply struct {
+	Version uint64 `json:"version"`
+	Diff    Diff   `json:"diff"`
+}
+
+// handlePublish is POST /admin/v1/namespaces/{ns}/publish {"author", "message"}.
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	var in struct{ Author, Message string }
+	if err := readOptionalJSON(r, &in); err != nil {
+		apiError(w, err)
+		return
+	}
+	v, diff, err := s.Store.Publish(r.PathValue("ns"), cmp.Or(in.Author, author(r, "admin API")), in.Message)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	s.Log.Printf("iungo-server: %s published version %d", r.PathValue("ns"), v)
+	writeJSON(w, PublishReply{Version: v, Diff: diff})
+}
+
+// handleVersions is GET /admin/v1/namespaces/{ns}/versions.
+func (s *Server) handleVersions(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Store.Versions(r.PathValue("ns"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, list)
+}
+
+func versionParam(r *http.Request) (uint64, error) {
+	var v uint64
+	if _, err := fmt.Sscan(r.PathValue("v"), &v); err != nil || v == 0 {
+		return 0, fmt.Errorf("%w: %q is not a version number", errBadRequest, r.PathValue("v"))
+	}
+	return v, nil
+}
+
+// handleVersion is GET /admin/v1/namespaces/{ns}/versions/{v}.
+func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
+	v, err := versionParam(r)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	d, err := s.Store.Version(r.PathValue("ns"), v)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, d)
+}
+
+// handleRollback is POST /admin/v1/namespaces/{ns}/versions/{v}/rollback
+// {"author", "discard_draft"}.
+func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) {
+	v, err := versionParam(r)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	var in struct {
+		Author       string
+		DiscardDraft bool `json:"discard_draft"`
+	}
+	if err := readOptionalJSON(r, &in); err != nil {
+		apiError(w, err)
+		return
+	}
+	nv, diff, err := s.Store.Rollback(r.PathValue("ns"), v, cmp.Or(in.Author, author(r, "admin API")), in.DiscardDraft)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	s.Log.Printf("iungo-server: %s rolled back to version %d as version %d", r.PathValue("ns"), v, nv)
+	writeJSON(w, PublishReply{Version: nv, Diff: diff})
+}
+
+// readOptionalJSON is readJSON for bodies that may be empty.
+func readOptionalJSON(r *http.Request, out any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return readJSON(r, out)
 }
 
 // handlePutScript is PUT /admin/v1/namespaces/{ns}/scripts/{name} {"source"}.
@@ -375,14 +527,12 @@ func (s *Server) handlePutScript(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	v, err := s.Store.SetScript(r.PathValue("ns"), r.PathValue("name"), in.Source)
-	versionReply(w, v, err)
+	s.editReply(w, r, s.Store.SetScript(r.PathValue("ns"), r.PathValue("name"), in.Source))
 }
 
 // handleDeleteScript is DELETE /admin/v1/namespaces/{ns}/scripts/{name}.
 func (s *Server) handleDeleteScript(w http.ResponseWriter, r *http.Request) {
-	v, err := s.Store.DeleteScript(r.PathValue("ns"), r.PathValue("name"))
-	versionReply(w, v, err)
+	s.editReply(w, r, s.Store.DeleteScript(r.PathValue("ns"), r.PathValue("name")))
 }
 
 // handlePutTrigger is PUT /admin/v1/namespaces/{ns}/triggers
@@ -393,8 +543,7 @@ func (s *Server) handlePutTrigger(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	v, err := s.Store.SetTrigger(r.PathValue("ns"), t)
-	versionReply(w, v, err)
+	s.editReply(w, r, s.Store.SetTrigger(r.PathValue("ns"), t))
 }
 
 // handleDeleteTrigger is DELETE /admin/v1/namespaces/{ns}/triggers
@@ -405,8 +554,7 @@ func (s *Server) handleDeleteTrigger(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	v, err := s.Store.DeleteTrigger(r.PathValue("ns"), k.Pattern, k.Events)
-	versionReply(w, v, err)
+	s.editReply(w, r, s.Store.DeleteTrigger(r.PathValue("ns"), k.Pattern, k.Events))
 }
 
 // handlePutEvents is PUT /admin/v1/namespaces/{ns}/events {"events": [...]}.
@@ -416,8 +564,7 @@ func (s *Server) handlePutEvents(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	v, err := s.Store.SetEvents(r.PathValue("ns"), in.Events)
-	versionReply(w, v, err)
+	s.editReply(w, r, s.Store.SetEvents(r.PathValue("ns"), in.Events))
 }
 
 // handleNodes is GET /admin/v1/namespaces/{ns}/nodes: each node with its

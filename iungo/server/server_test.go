@@ -30,6 +30,14 @@ func mustOpenServer(t *testing.T) (*Server, *httptest.Server) {
 	return s, hs
 }
 
+// publishNow publishes the draft of "shop".
+func publishNow(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	v, _, err := s.Publish("shop", "test", "")
+	require.NoError(t, err)
+	return v
+}
+
 func call(t *testing.T, method, u, token, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
@@ -60,11 +68,15 @@ func TestClientAgainstServer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), reply.Version)
 
-	_, err = s.Store.SetScript("shop", "a", "return 1")
-	require.NoError(t, err)
-	_, err = s.Store.SetTrigger("shop", iungo.Trigger{Pattern: "k:*", Events: "set", Script: "a", Enabled: true})
-	require.NoError(t, err)
+	require.NoError(t, s.Store.SetScript("shop", "a", "return 1"))
+	publishNow(t, s.Store)
+	require.NoError(t, s.Store.SetTrigger("shop", iungo.Trigger{Pattern: "k:*", Events: "set", Script: "a", Enabled: true}))
 	sn, err := c.Snapshot(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), sn.Version, "nodes never see a draft")
+	assert.Empty(t, sn.Triggers)
+	publishNow(t, s.Store)
+	sn, err = c.Snapshot(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(3), sn.Version)
 	assert.Len(t, sn.Triggers, 1)
@@ -72,8 +84,8 @@ func TestClientAgainstServer(t *testing.T) {
 	upd, err := c.Changes(ctx, 0)
 	require.NoError(t, err)
 	require.NotNil(t, upd.Snapshot)
-	_, err = s.Store.SetScript("shop", "b", "return 2")
-	require.NoError(t, err)
+	require.NoError(t, s.Store.SetScript("shop", "b", "return 2"))
+	publishNow(t, s.Store)
 	upd, err = c.Changes(ctx, 3)
 	require.NoError(t, err)
 	require.NotNil(t, upd.Delta)
@@ -139,15 +151,26 @@ func TestAdminAPI(t *testing.T) {
 		{"POST", "", `{"name":"bad name"}`, 400, "use letters, digits"},
 		{"POST", "", `{"name":`, 400, "not the JSON expected"},
 		{"PUT", "/shop/scripts/a", `{"source":"return ("}`, 400, `script \"a\" does not compile: line 1`},
-		{"PUT", "/shop/scripts/a", `{"source":"return 1"}`, 200, `"version":2`},
+		{"PUT", "/shop/scripts/a", `{"source":"return 1"}`, 200, `{"version":1,"pending":1,"published":false}`},
 		{"PUT", "/shop/triggers", `{"pattern":"k","events":"sett","script":"a"}`, 400, `unknown event \"sett\"`},
 		{"PUT", "/shop/triggers", `{"pattern":"k","events":"set","script":"zz"}`, 400, `unknown script \"zz\"`},
-		{"PUT", "/shop/triggers", `{"pattern":"k","events":"set","script":"a","enabled":true}`, 200, `"version":3`},
+		{"PUT", "/shop/triggers", `{"pattern":"k","events":"set","script":"a","enabled":true}`, 200, `"pending":2`},
 		{"DELETE", "/shop/scripts/a", "", 409, "is used by 1 trigger"},
 		{"DELETE", "/shop/triggers", `{"pattern":"k","events":"del"}`, 404, "no trigger for pattern"},
 		{"PUT", "/shop/events", `{"events":["hash","bogus"]}`, 400, `unknown event class \"bogus\"`},
-		{"PUT", "/shop/events", `{"events":["hash","x"]}`, 200, `"version":4`},
+		{"PUT", "/shop/events", `{"events":["hash","x"]}`, 200, `"pending":3`},
+		{"GET", "/shop", "", 200, `"version":1`},
+		{"GET", "/shop/draft", "", 200, `"pending":true`},
+		{"POST", "/shop/publish", `{"author":"ana","message":"first routes"}`, 200, `"version":2`},
+		{"POST", "/shop/publish", "", 409, "nothing to publish"},
 		{"GET", "/shop", "", 200, `"events":["hash","expired"]`},
+		{"PUT", "/shop/scripts/b?publish=true", `{"source":"return 2"}`, 200, `{"version":3,"pending":0,"published":true}`},
+		{"GET", "/shop/versions", "", 200, `{"version":2,"at":`},
+		{"GET", "/shop/versions/2", "", 200, `"author":"ana","message":"first routes","changes":3,"recorded":true`},
+		{"GET", "/shop/versions/9", "", 404, "has no version 9"},
+		{"GET", "/shop/versions/x", "", 400, "not a version number"},
+		{"POST", "/shop/versions/2/rollback", "", 200, `"version":4`},
+		{"POST", "/shop/versions/4/rollback", "", 409, "is the live configuration already"},
 		{"GET", "/nope", "", 404, "does not exist"},
 		{"POST", "/shop/push", "", 200, "[]"},
 		{"GET", "/shop/nodes", "", 200, `"in_step":true,"nodes":[]`},

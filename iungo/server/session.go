@@ -21,6 +21,7 @@ const (
 type session struct {
 	id      string
 	csrf    string
+	author  string // the name given at log-in, for the history
 	expires time.Time
 	// flash is shown once by the next page: what a redirect reports.
 	flashMsg, flashErr string

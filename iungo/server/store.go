@@ -100,6 +100,8 @@ CREATE TABLE IF NOT EXISTS namespaces (
 CREATE TABLE IF NOT EXISTS versions (
 	ns TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL, paused_digest TEXT NOT NULL,
 	at TEXT NOT NULL, PRIMARY KEY (ns, version));
+CREATE TABLE IF NOT EXISTS drafts (
+	ns TEXT PRIMARY KEY, content TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS scripts (
 	ns TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (ns, name));
 CREATE TABLE IF NOT EXISTS triggers (
@@ -143,7 +145,36 @@ func OpenStore(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("creating the schema: %w", err)
 	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("updating the schema: %w", err)
+	}
 	return &Store{db: db}, nil
+}
+
+// columnsAdded are the columns later releases added to tables that older
+// databases already have.
+var columnsAdded = []struct{ table, column, def string }{
+	{"versions", "content", "TEXT NOT NULL DEFAULT ''"},
+	{"versions", "author", "TEXT NOT NULL DEFAULT ''"},
+	{"versions", "message", "TEXT NOT NULL DEFAULT ''"},
+	{"nodes", "trigger_stats", "TEXT NOT NULL DEFAULT '[]'"},
+	{"nodes", "recent_errors", "TEXT NOT NULL DEFAULT '[]'"},
+}
+
+func migrate(db *sql.DB) error {
+	for _, c := range columnsAdded {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` ` + c.def); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -189,7 +220,8 @@ func (s *Store) CreateNamespace(name, token string) (Namespace, error) {
 		}
 		return Namespace{}, err
 	}
-	if err := recordVersion(tx, name, 1, initial, t); err != nil {
+	first := Content{Events: events, Scripts: []iungo.Script{}, Triggers: []iungo.Trigger{}}
+	if err := recordVersion(tx, name, 1, initial, first, meta{author: "iungo", message: "namespace created"}, t); err != nil {
 		return Namespace{}, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -319,8 +351,9 @@ type change struct {
 }
 
 // mutate runs fn in a transaction that bumps the namespace's version and
-// records fn's changes under it; it returns the new version.
-func (s *Store) mutate(name string, fn func(tx *sql.Tx) ([]change, error)) (uint64, error) {
+// records fn's changes under it, with who made them and why; it returns
+// the new version.
+func (s *Store) mutate(name string, m meta, fn func(tx *sql.Tx) ([]change, error)) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx, err := s.db.Begin()
@@ -358,7 +391,7 @@ func (s *Store) mutate(name string, fn func(tx *sql.Tx) ([]change, error)) (uint
 	if err != nil {
 		return 0, err
 	}
-	if err := recordVersion(tx, name, version, c, now()); err != nil {
+	if err := recordVersion(tx, name, version, c, contentOf(sn), m, now()); err != nil {
 		return 0, err
 	}
 	if _, err := tx.Exec(`DELETE FROM changes WHERE ns = ? AND version <= ?`, name, int64(version)-historyLength); err != nil {
@@ -370,110 +403,21 @@ func (s *Store) mutate(name string, fn func(tx *sql.Tx) ([]change, error)) (uint
 	return version, tx.Commit()
 }
 
-// recordVersion keeps the digests of a version: of its content, and of
-// its content paused, which is what a node paused on it reports.
-func recordVersion(tx *sql.Tx, ns string, version uint64, c config.Config, at string) error {
+// recordVersion keeps a version: its content, who published it and why,
+// and its digests: of its content, and of its content paused, which is
+// what a node paused on it reports.
+func recordVersion(tx *sql.Tx, ns string, version uint64, c config.Config, content Content, m meta, at string) error {
 	paused := c
 	paused.Paused = true
-	_, err := tx.Exec(`INSERT OR REPLACE INTO versions (ns, version, digest, paused_digest, at) VALUES (?, ?, ?, ?, ?)`,
-		ns, version, iungo.ContentDigest(c), config.Digest(paused), at)
+	_, err := tx.Exec(`INSERT OR REPLACE INTO versions (ns, version, digest, paused_digest, at, content, author, message)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		ns, version, iungo.ContentDigest(c), config.Digest(paused), at, payload(content), m.author, m.message)
 	return err
 }
 
 func payload(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-// SetScript adds or replaces a script; it must compile.
-func (s *Store) SetScript(ns, name, source string) (uint64, error) {
-	if err := config.CheckScript(name, source); err != nil {
-		return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
-	}
-	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
-		_, err := tx.Exec(`INSERT INTO scripts (ns, name, source) VALUES (?, ?, ?)
-			ON CONFLICT (ns, name) DO UPDATE SET source = excluded.source`, ns, name, source)
-		return []change{{"script_set", payload(iungo.Script{Name: name, Source: source})}}, err
-	})
-}
-
-// DeleteScript removes a script no trigger uses.
-func (s *Store) DeleteScript(ns, name string) (uint64, error) {
-	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
-		var users int
-		if err := tx.QueryRow(`SELECT COUNT(*) FROM triggers WHERE ns = ? AND script = ?`, ns, name).Scan(&users); err != nil {
-			return nil, err
-		}
-		if users > 0 {
-			return nil, fmt.Errorf("%w: script %q is used by %d trigger(s); remove them or point them at another script first", ErrConflict, name, users)
-		}
-		res, err := tx.Exec(`DELETE FROM scripts WHERE ns = ? AND name = ?`, ns, name)
-		if err != nil {
-			return nil, err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil, fmt.Errorf("%w: script %q does not exist", ErrNotFound, name)
-		}
-		return []change{{"script_unset", payload(name)}}, nil
-	})
-}
-
-// SetTrigger adds a trigger or updates the script and state of the one
-// with the same pattern and events.
-func (s *Store) SetTrigger(ns string, t iungo.Trigger) (uint64, error) {
-	events, err := config.CheckTrigger(t.Pattern, t.Events)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
-	}
-	t.Events = events
-	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
-		var n int
-		if err := tx.QueryRow(`SELECT COUNT(*) FROM scripts WHERE ns = ? AND name = ?`, ns, t.Script).Scan(&n); err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("%w: unknown script %q", errBadRequest, t.Script)
-		}
-		_, err := tx.Exec(`INSERT INTO triggers (ns, seq, pattern, events, script, enabled)
-			VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM triggers WHERE ns = ?), ?, ?, ?, ?)
-			ON CONFLICT (ns, pattern, events) DO UPDATE SET script = excluded.script, enabled = excluded.enabled`,
-			ns, ns, t.Pattern, t.Events, t.Script, t.Enabled)
-		return []change{{"trigger_set", payload(t)}}, err
-	})
-}
-
-// DeleteTrigger removes a trigger.
-func (s *Store) DeleteTrigger(ns, pattern, events string) (uint64, error) {
-	norm, err := config.CheckTrigger(pattern, events)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
-	}
-	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
-		res, err := tx.Exec(`DELETE FROM triggers WHERE ns = ? AND pattern = ? AND events = ?`, ns, pattern, norm)
-		if err != nil {
-			return nil, err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil, fmt.Errorf("%w: no trigger for pattern %q and events %q", ErrNotFound, pattern, norm)
-		}
-		return []change{{"trigger_unset", payload(iungo.TriggerKey{Pattern: pattern, Events: norm})}}, nil
-	})
-}
-
-// SetEvents sets the enabled event classes, by name or letter.
-func (s *Store) SetEvents(ns string, classes []string) (uint64, error) {
-	names := []string{}
-	if len(classes) > 0 {
-		mask, err := config.ParseClasses(classes)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
-		}
-		names = config.ClassNames(mask)
-	}
-	return s.mutate(ns, func(tx *sql.Tx) ([]change, error) {
-		_, err := tx.Exec(`UPDATE namespaces SET events = ? WHERE name = ?`, payload(names), ns)
-		return []change{{"events", payload(names)}}, err
-	})
 }
 
 // Changes returns what changed since a version: a delta when the history
@@ -753,19 +697,23 @@ func (s *Store) ImportManifest(ns, path string) error {
 		return err
 	}
 	for _, sc := range mf.Scripts {
-		if _, err := s.SetScript(ns, sc.Name, sc.Source); err != nil {
+		if err := s.SetScript(ns, sc.Name, sc.Source); err != nil {
 			return err
 		}
 	}
 	for _, t := range mf.Triggers {
-		if _, err := s.SetTrigger(ns, iungo.Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled}); err != nil {
+		if err := s.SetTrigger(ns, iungo.Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled}); err != nil {
 			return err
 		}
 	}
 	if mf.Classes != nil {
-		if _, err := s.SetEvents(ns, config.ClassNames(*mf.Classes)); err != nil {
+		if err := s.SetEvents(ns, config.ClassNames(*mf.Classes)); err != nil {
 			return err
 		}
 	}
-	return nil
+	_, _, err = s.Publish(ns, "iungo-server --import", "imported from "+filepath.Base(path))
+	if errors.Is(err, errNothingToPublish) {
+		return nil
+	}
+	return err
 }

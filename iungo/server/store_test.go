@@ -49,25 +49,36 @@ func foldChanges(t *testing.T, seed uint64) int {
 	classes := [][]string{{}, {"hash"}, {"hash", "string"}, {"new", "keymiss"}, {"all"}}
 	checks := 0
 	for step := 0; step < 80; step++ {
-		var err error
-		switch r.IntN(6) {
-		case 0, 1:
-			_, err = s.SetScript("shop", scripts[r.IntN(3)], fmt.Sprintf("return %d", step))
-		case 2:
-			_, err = s.DeleteScript("shop", scripts[r.IntN(3)])
-		case 3:
-			_, err = s.SetTrigger("shop", iungo.Trigger{Pattern: patterns[r.IntN(4)], Events: events[r.IntN(4)], Script: scripts[r.IntN(3)], Enabled: r.IntN(2) == 0})
-		case 4:
-			_, err = s.DeleteTrigger("shop", patterns[r.IntN(4)], events[r.IntN(4)])
-		case 5:
-			_, err = s.SetEvents("shop", classes[r.IntN(len(classes))])
+		// One to three edits of the draft, then a publish.
+		for edits := 1 + r.IntN(3); edits > 0; edits-- {
+			var err error
+			switch r.IntN(6) {
+			case 0, 1:
+				err = s.SetScript("shop", scripts[r.IntN(3)], fmt.Sprintf("return %d", step))
+			case 2:
+				err = s.DeleteScript("shop", scripts[r.IntN(3)])
+			case 3:
+				err = s.SetTrigger("shop", iungo.Trigger{Pattern: patterns[r.IntN(4)], Events: events[r.IntN(4)], Script: scripts[r.IntN(3)], Enabled: r.IntN(2) == 0})
+			case 4:
+				err = s.DeleteTrigger("shop", patterns[r.IntN(4)], events[r.IntN(4)])
+			case 5:
+				err = s.SetEvents("shop", classes[r.IntN(len(classes))])
+			}
+			if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) && !errors.Is(err, errBadRequest) {
+				require.NoError(t, err)
+			}
 		}
-		if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) && !errors.Is(err, errBadRequest) {
+		draft, err := s.Draft("shop")
+		require.NoError(t, err)
+		if _, _, err := s.Publish("shop", "test", ""); errors.Is(err, errNothingToPublish) {
+			require.False(t, draft.Pending)
+			continue
+		} else {
 			require.NoError(t, err)
 		}
-		if err != nil {
-			continue
-		}
+		live, err := s.Snapshot("shop")
+		require.NoError(t, err)
+		require.Equal(t, draft.Content, contentOf(live), "what is published is the draft")
 		record()
 		current := snapshots[uint64(len(snapshots))]
 		want, err := current.Config()
@@ -101,24 +112,26 @@ func TestStoreValidation(t *testing.T) {
 	require.ErrorIs(t, err, ErrConflict)
 	_, err = s.CreateNamespace("bad name", "")
 	require.ErrorIs(t, err, errBadRequest)
-	_, err = s.SetScript("shop", "a", "return (")
+	err = s.SetScript("shop", "a", "return (")
 	require.ErrorContains(t, err, `script "a" does not compile: line 1 (end of script)`)
-	_, err = s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "sett", Script: "a"})
+	err = s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "sett", Script: "a"})
 	require.ErrorContains(t, err, `unknown event "sett"`)
-	_, err = s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "set", Script: "a"})
+	err = s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "set", Script: "a"})
 	require.ErrorContains(t, err, `unknown script "a"`)
-	_, err = s.SetScript("nope", "a", "return 1")
-	require.ErrorIs(t, err, ErrNotFound)
-	_, err = s.SetScript("shop", "a", "return 1")
+	require.ErrorIs(t, s.SetScript("nope", "a", "return 1"), ErrNotFound)
+	require.NoError(t, s.SetScript("shop", "a", "return 1"))
+	require.NoError(t, s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "SET,hset", Script: "a", Enabled: true}))
+	require.ErrorIs(t, s.DeleteScript("shop", "a"), ErrConflict)
+	_, _, err = s.Publish("shop", "test", "")
 	require.NoError(t, err)
-	_, err = s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "SET,hset", Script: "a", Enabled: true})
-	require.NoError(t, err)
-	_, err = s.DeleteScript("shop", "a")
-	require.ErrorIs(t, err, ErrConflict)
 	sn, err := s.Snapshot("shop")
 	require.NoError(t, err)
 	assert.Equal(t, []iungo.Trigger{{Pattern: "k", Events: "hset,set", Script: "a", Enabled: true}}, sn.Triggers)
-	assert.Equal(t, uint64(3), sn.Version)
-	_, err = s.SetEvents("shop", []string{"bogus"})
+	assert.Equal(t, uint64(2), sn.Version)
+	err = s.SetEvents("shop", []string{"bogus"})
 	require.ErrorContains(t, err, `unknown event class "bogus"`)
+	_, _, err = s.Publish("shop", "test", "")
+	require.ErrorIs(t, err, errNothingToPublish)
+	_, _, err = s.Publish("shop", string(make([]byte, maxAuthorBytes+1)), "")
+	require.ErrorIs(t, err, errBadRequest)
 }

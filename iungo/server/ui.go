@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -22,8 +23,8 @@ var uiFiles embed.FS
 var pages = map[string]*template.Template{}
 
 func init() {
-	for _, name := range []string{"login", "namespaces", "namespace", "script"} {
-		pages[name] = template.Must(template.ParseFS(uiFiles, "ui/layout.html", "ui/"+name+".html"))
+	for _, name := range []string{"login", "namespaces", "namespace", "script", "publish", "versions", "version"} {
+		pages[name] = template.Must(template.ParseFS(uiFiles, "ui/layout.html", "ui/diff.html", "ui/"+name+".html"))
 	}
 }
 
@@ -35,16 +36,21 @@ type page struct {
 	PublicKey                  string // of the namespace: what nodes pin
 
 	Namespaces []Namespace
-	Snapshot   iungo.Snapshot
+	Draft      Draft // the content pages show and edit
 	Scripts    []scriptRow
 	Classes    []classBox
 	Nodes      []nodeRow
 	InStep     bool
 	Pushed     []PushResult
+	RouteForm  iungo.Trigger // what the route form shows: kept when refused
 
 	New          bool
 	Name, Source string
 	CheckError   string
+
+	Versions []VersionInfo
+	Version  VersionDetail
+	Author   string
 }
 
 type scriptRow struct {
@@ -63,6 +69,7 @@ func (s *Server) routeUI(mux *http.ServeMux) {
 	static, _ := fs.Sub(uiFiles, "ui")
 	mux.Handle("GET /static/style.css", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.Handle("GET /static/script.js", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /static/app.js", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /login", s.handleLoginPage)
 	mux.HandleFunc("POST /login", s.handleLogin)
 	mux.HandleFunc("POST /logout", s.ui(s.handleLogout))
@@ -80,6 +87,12 @@ func (s *Server) routeUI(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/ns/{ns}/routes/toggle", s.ui(s.handleUISaveRoute))
 	mux.HandleFunc("POST /ui/ns/{ns}/routes/delete", s.ui(s.handleUIDeleteRoute))
 	mux.HandleFunc("POST /ui/ns/{ns}/events", s.ui(s.handleUIEvents))
+	mux.HandleFunc("GET /ui/ns/{ns}/publish", s.ui(s.handleUIPublishPage))
+	mux.HandleFunc("POST /ui/ns/{ns}/publish", s.ui(s.handleUIPublish))
+	mux.HandleFunc("POST /ui/ns/{ns}/draft/discard", s.ui(s.handleUIDiscard))
+	mux.HandleFunc("GET /ui/ns/{ns}/versions", s.ui(s.handleUIVersions))
+	mux.HandleFunc("GET /ui/ns/{ns}/versions/{v}", s.ui(s.handleUIVersion))
+	mux.HandleFunc("POST /ui/ns/{ns}/versions/{v}/rollback", s.ui(s.handleUIRollback))
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p page) {
@@ -130,6 +143,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.sessions.create()
+	sess.author = strings.TrimSpace(r.PostFormValue("name"))
+	if len(sess.author) > maxAuthorBytes {
+		sess.author = sess.author[:maxAuthorBytes]
+	}
 	s.setSessionCookie(w, r, sess.id, int(sessionTTL/time.Second))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -161,22 +178,23 @@ func (s *Server) handleUICreateNamespace(w http.ResponseWriter, r *http.Request)
 	s.back(w, r, ns.Name, nil, "Namespace "+ns.Name+" created; its node token is "+ns.Token)
 }
 
-// namespacePage gathers everything the namespace page shows.
+// namespacePage gathers everything the namespace page shows: the draft,
+// which edits change, and the nodes, which run the published version.
 func (s *Server) namespacePage(ns string) (page, error) {
-	sn, err := s.Store.Snapshot(ns)
+	d, err := s.Store.Draft(ns)
 	if err != nil {
 		return page{}, err
 	}
-	p := page{Title: ns, Namespace: ns, Snapshot: sn}
+	p := page{Title: ns, Namespace: ns, Draft: d, RouteForm: iungo.Trigger{Enabled: true}}
 	routes := map[string]int{}
-	for _, t := range sn.Triggers {
+	for _, t := range d.Content.Triggers {
 		routes[t.Script]++
 	}
-	for _, sc := range sn.Scripts {
+	for _, sc := range d.Content.Scripts {
 		p.Scripts = append(p.Scripts, scriptRow{Name: sc.Name, Bytes: len(sc.Source), Routes: routes[sc.Name]})
 	}
 	on := map[string]bool{}
-	for _, e := range sn.Events {
+	for _, e := range d.Content.Events {
 		on[e] = true
 	}
 	for _, name := range config.ClassNames(config.ClassesSubscribed) {
@@ -254,66 +272,61 @@ func (s *Server) handleUINewScript(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleUIScript(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	sn, err := s.Store.Snapshot(ns)
+	d, err := s.Store.Draft(ns)
 	if err != nil {
 		s.uiNotFound(w, r, err)
 		return
 	}
-	for _, sc := range sn.Scripts {
-		if sc.Name == name {
-			s.render(w, r, "script", page{Title: name, Namespace: ns, Name: name, Source: sc.Source})
-			return
-		}
+	if i := d.Content.script(name); i >= 0 {
+		s.render(w, r, "script", page{Title: name, Namespace: ns, Name: name, Source: d.Content.Scripts[i].Source})
+		return
 	}
-	s.uiNotFound(w, r, errors.New("no script "+name+" in "+ns))
+	s.uiNotFound(w, r, fmt.Errorf("%w: no script %s in the draft of %s", ErrNotFound, name, ns))
 }
 
 // handleUISaveScript compiles before saving: a script that does not
-// compile comes back with the compiler's message, unsaved.
+// compile comes back with the compiler's message, unsaved, as typed.
 func (s *Server) handleUISaveScript(w http.ResponseWriter, r *http.Request) {
 	ns, name, source := r.PathValue("ns"), strings.TrimSpace(r.FormValue("name")), r.FormValue("source")
-	if _, err := s.Store.SetScript(ns, name, source); err != nil {
-		isNew := r.FormValue("name") != "" && !s.scriptExists(ns, name)
-		s.render(w, r, "script", page{Title: name, Namespace: ns, New: isNew, Name: name, Source: source,
-			CheckError: errText(err), Err: "Not saved: " + errText(err)})
+	if err := s.Store.SetScript(ns, name, source); err != nil {
+		s.render(w, r, "script", page{Title: cmp.Or(name, "New script"), Namespace: ns, New: r.FormValue("new") == "1",
+			Name: name, Source: source, CheckError: errText(err), Err: "Not saved: " + errText(err)})
 		return
 	}
-	s.back(w, r, ns, nil, "Script "+name+" saved.")
-}
-
-func (s *Server) scriptExists(ns, name string) bool {
-	sn, err := s.Store.Snapshot(ns)
-	if err != nil {
-		return false
-	}
-	for _, sc := range sn.Scripts {
-		if sc.Name == name {
-			return true
-		}
-	}
-	return false
+	s.back(w, r, ns, nil, "Script "+name+" saved in the draft: publish to send it to the nodes.")
 }
 
 func (s *Server) handleUIDeleteScript(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.FormValue("name")
-	_, err := s.Store.DeleteScript(ns, name)
-	s.back(w, r, ns, err, "Script "+name+" deleted.")
+	err := s.Store.DeleteScript(ns, name)
+	s.back(w, r, ns, err, "Script "+name+" deleted from the draft.")
 }
 
+// handleUISaveRoute saves a route in the draft; a refused route comes back
+// in the form as typed, with the reason.
 func (s *Server) handleUISaveRoute(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
 	t := iungo.Trigger{
 		Pattern: r.FormValue("pattern"), Events: strings.TrimSpace(r.FormValue("events")),
 		Script: r.FormValue("script"), Enabled: r.FormValue("enabled") == "1",
 	}
-	_, err := s.Store.SetTrigger(ns, t)
-	s.back(w, r, ns, err, "Route "+t.Pattern+" "+t.Events+" → "+t.Script+" saved.")
+	if err := s.Store.SetTrigger(ns, t); err != nil {
+		p, perr := s.namespacePage(ns)
+		if perr != nil {
+			s.uiNotFound(w, r, perr)
+			return
+		}
+		p.RouteForm, p.Err = t, "Route not saved: "+errText(err)
+		s.render(w, r, "namespace", p)
+		return
+	}
+	s.back(w, r, ns, nil, "Route "+t.Pattern+" "+t.Events+" → "+t.Script+" saved in the draft.")
 }
 
 func (s *Server) handleUIDeleteRoute(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
-	_, err := s.Store.DeleteTrigger(ns, r.FormValue("pattern"), r.FormValue("events"))
-	s.back(w, r, ns, err, "Route deleted.")
+	err := s.Store.DeleteTrigger(ns, r.FormValue("pattern"), r.FormValue("events"))
+	s.back(w, r, ns, err, "Route deleted from the draft.")
 }
 
 func (s *Server) handleUIEvents(w http.ResponseWriter, r *http.Request) {
@@ -322,12 +335,81 @@ func (s *Server) handleUIEvents(w http.ResponseWriter, r *http.Request) {
 		s.back(w, r, ns, err, "")
 		return
 	}
-	_, err := s.Store.SetEvents(ns, r.Form["class"])
-	s.back(w, r, ns, err, "Event classes saved.")
+	err := s.Store.SetEvents(ns, r.Form["class"])
+	s.back(w, r, ns, err, "Event classes saved in the draft.")
 }
 
 func (s *Server) handleUIDeleteNode(w http.ResponseWriter, r *http.Request) {
 	ns, id := r.PathValue("ns"), r.FormValue("id")
 	err := s.Store.DeleteNode(ns, id)
-	s.back(w, r, ns, err, "Node "+id+" removed.")
+	s.back(w, r, ns, err, "Node "+id+" removed; it registers again at its next heartbeat unless it stops following "+ns+".")
+}
+
+// handleUIPublishPage shows the draft's difference from the live version.
+func (s *Server) handleUIPublishPage(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	d, err := s.Store.Draft(ns)
+	if err != nil {
+		s.uiNotFound(w, r, err)
+		return
+	}
+	s.render(w, r, "publish", page{Title: "Publish " + ns, Namespace: ns, Draft: d, Author: sessionOf(r).author})
+}
+
+func (s *Server) handleUIPublish(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	by := cmp.Or(strings.TrimSpace(r.FormValue("author")), sessionOf(r).author, "web UI")
+	v, diff, err := s.Store.Publish(ns, by, strings.TrimSpace(r.FormValue("message")))
+	if err != nil {
+		s.back(w, r, ns, err, "")
+		return
+	}
+	s.Log.Printf("iungo-server: %s published version %d", ns, v)
+	s.back(w, r, ns, nil, "Published version "+strconv.FormatUint(v, 10)+" ("+plural(diff.Count(), "change")+
+		"): nodes take it at their next heartbeat, or now with Push to nodes.")
+}
+
+func (s *Server) handleUIDiscard(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	s.back(w, r, ns, s.Store.DiscardDraft(ns), "Draft discarded: it is the live version again.")
+}
+
+func (s *Server) handleUIVersions(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	list, err := s.Store.Versions(ns)
+	if err != nil {
+		s.uiNotFound(w, r, err)
+		return
+	}
+	for i := range list {
+		list[i].At = publishedAt(list[i].At)
+	}
+	s.render(w, r, "versions", page{Title: "History of " + ns, Namespace: ns, Versions: list})
+}
+
+func (s *Server) handleUIVersion(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	v, err := versionParam(r)
+	if err == nil {
+		var d VersionDetail
+		if d, err = s.Store.Version(ns, v); err == nil {
+			d.At = publishedAt(d.At)
+			dr, _ := s.Store.Draft(ns)
+			s.render(w, r, "version", page{Title: fmt.Sprintf("%s version %d", ns, v), Namespace: ns, Version: d, Draft: dr})
+			return
+		}
+	}
+	s.uiNotFound(w, r, err)
+}
+
+func (s *Server) handleUIRollback(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	v, err := versionParam(r)
+	if err != nil {
+		s.back(w, r, ns, err, "")
+		return
+	}
+	by := cmp.Or(sessionOf(r).author, "web UI")
+	nv, _, err := s.Store.Rollback(ns, v, by, r.FormValue("discard_draft") == "1")
+	s.back(w, r, ns, err, fmt.Sprintf("Rolled back: version %d has the content of version %d; nodes take it at their next heartbeat, or now with Push to nodes.", nv, v))
 }
