@@ -24,7 +24,7 @@ binaries:
 # valkey-server with the module, following a local iungo-server that serves
 # the example namespace and its web UI.
 run: build
-	scripts/run.sh
+	scripts/run.sh $(if $(DATA),--data "$(DATA)")
 
 # The whole suite: unit tests and integration tests against real servers.
 test: build lint

@@ -170,6 +170,56 @@ func TestDraftPublishRollbackIntegration(t *testing.T) {
 	assert.Equal(t, "roll back to version 2", versions[0].Message)
 }
 
+// Ensure iungo sees every run: per route the runs, errors and run times
+// summed over nodes, and a failing script's latest errors with key, event,
+// time and script line, from the nodes' heartbeats; counters reset on the
+// node reach iungo too.
+func TestRunsReportedIntegration(t *testing.T) {
+	srv := startIungo(t)
+	a, b := startNode(t, at(t, srv)), startNode(t, at(t, srv))
+	vtest.Eventually(t, 10*time.Second, "both nodes registered", func() bool { return len(nodes(t, srv).Nodes) == 2 })
+	adminDo(t, srv, "PUT", "/scripts/double", `{"source":"local missing = nil\nreturn missing * 2"}`, nil)
+	adminDo(t, srv, "PUT", "/scripts/count", `{"source":"server.call('INCR', 'n')"}`, nil)
+	adminDo(t, srv, "PUT", "/triggers", `{"pattern":"fail:*","events":"set","script":"double","enabled":true}`, nil)
+	adminDo(t, srv, "PUT", "/triggers", `{"pattern":"ok:*","events":"set","script":"count","enabled":true}`, nil)
+	adminDo(t, srv, "POST", "/publish", "", nil)
+	push(t, srv)
+	a.MustDo("SET", "fail:1", "x")
+	b.MustDo("SET", "fail:2", "x")
+	for i := 0; i < 3; i++ {
+		a.MustDo("SET", "ok:"+strconv.Itoa(i), "x")
+	}
+	b.MustDo("SET", "ok:9", "x")
+
+	var v server.RoutesView
+	vtest.Eventually(t, 10*time.Second, "heartbeats report the runs", func() bool {
+		adminDo(t, srv, "GET", "/routes", "", &v)
+		return len(v.Routes) == 2 && v.Routes[0].Errors == 2 && v.Routes[1].Runs == 4
+	})
+	fail, ok := v.Routes[0], v.Routes[1]
+	assert.Equal(t, uint64(2), fail.Runs)
+	assert.Len(t, fail.Nodes, 2, "per node")
+	assert.Equal(t, uint64(0), ok.Errors)
+	assert.Positive(t, ok.RunUs)
+	assert.GreaterOrEqual(t, ok.RunUs, ok.MaxRunUs)
+	require.Len(t, fail.RecentErrors, 2)
+	keys := []string{fail.RecentErrors[0].Key, fail.RecentErrors[1].Key}
+	assert.ElementsMatch(t, []string{"fail:1", "fail:2"}, keys)
+	e := fail.RecentErrors[0]
+	assert.Equal(t, "set", e.Event)
+	assert.Equal(t, 2, e.Line)
+	assert.Contains(t, e.Message, "line 2: cannot perform mul operation between nil and number")
+	_, err := time.Parse(time.RFC3339, e.At)
+	require.NoError(t, err, e.At)
+	assert.Len(t, v.RecentErrors, 2)
+
+	a.MustDo("IUNGO", "TRIGGER", "RESET", "ok:*", "set")
+	vtest.Eventually(t, 10*time.Second, "the reset reaches iungo", func() bool {
+		adminDo(t, srv, "GET", "/routes", "", &v)
+		return v.Routes[1].Runs == 1
+	})
+}
+
 // Ensure the whole loop: a script and a trigger created through the admin
 // API reach two nodes with a push and run there; a changed script too; and
 // with iungo gone the nodes keep working and report the sync error.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/internal/vtest"
+	"github.com/valkey-iungo/valkey-iungo/iungo/server"
 	"github.com/valkey-iungo/valkey-iungo/module"
 )
 
@@ -320,4 +321,48 @@ func TestLiveFuzzIntegration(t *testing.T) {
 	require.True(t, s.Alive())
 	t.Logf("20000 commands, %d refused", refused)
 	assert.Greater(t, refused, 10_000)
+}
+
+// Ensure IUNGO TRY is its own ACL unit: a tester may dry-run a source, and
+// can neither install scripts nor write through one; a source that does
+// not compile is refused with its line; iungo-server's dry runs use the
+// namespace's try credentials.
+func TestTryIntegration(t *testing.T) {
+	srv := startIungo(t)
+	s := startNode(t, at(t, srv))
+	s.MustDo("ACL", "SETUSER", "tester", "on", ">pw", "-@all", "+iungo|try", "+@read", "~stock:*")
+	s.MustDo("SET", "stock:1", "7")
+	s.MustDo("SET", "secret:1", "s")
+	// iungo.script-user has full access: a dry run must not lend it.
+	s.MustDo("ACL", "SETUSER", "runner", "on", ">pw", "+@all", "~*")
+	s.MustDo("CONFIG", "SET", "iungo.script-user", "runner")
+	assert.Contains(t, commandFlags(t, s, "iungo|try"), "readonly")
+
+	err := as(t, s, "tester", "IUNGO", "TRY", "t", "server.call('SET', 'x', 1) return server.call('GET', KEYS[1])", "stock:1")
+	require.NoError(t, err)
+	require.ErrorContains(t, as(t, s, "tester", "IUNGO", "SCRIPT", "SET", "t", "return 1"), "NOPERM")
+	require.ErrorContains(t, as(t, s, "tester", "SET", "stock:1", "8"), "NOPERM")
+	assert.Equal(t, int64(0), num(t, s, "EXISTS", "x"), "a dry run writes nothing")
+	require.ErrorContains(t, s.Do("IUNGO", "TRY", "t", "return (", "k").Error(), `script "t" does not compile: line 1`)
+	require.ErrorContains(t, s.Do("IUNGO", "TRY", "t", "return 1", "k", "sett").Error(), `unknown event "sett"`)
+
+	req := server.TryRequest{Node: nodes(t, srv).Nodes[0].ID, Script: "t", Source: "server.call('SET', 'x', 1)\nreturn server.call('GET', KEYS[1])", Key: "stock:1"}
+	require.NoError(t, srv.Store.SetTryCredentials("shop", "tester", "wrong"))
+	_, err = srv.Try(context.Background(), "shop", req)
+	require.ErrorContains(t, err, "WRONGPASS")
+	require.NoError(t, srv.Store.SetTryCredentials("shop", "tester", "pw"))
+	res, err := srv.Try(context.Background(), "shop", req)
+	require.NoError(t, err)
+	assert.Equal(t, `"7"`, res.Returned)
+	assert.Equal(t, []string{"SET x 1"}, res.Writes)
+	assert.Empty(t, res.Error)
+	req.Source = "local n = nil\nreturn n + 1"
+	res, err = srv.Try(context.Background(), "shop", req)
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Line, res.Error)
+	req.Source = "return server.call('GET', 'secret:1')"
+	res, err = srv.Try(context.Background(), "shop", req)
+	require.NoError(t, err)
+	assert.Contains(t, res.Error, "ACL failure in script", "the tester's own rights bound a dry run")
+	assert.NotEqual(t, `"s"`, res.Returned)
 }

@@ -116,6 +116,46 @@ type Health struct {
 	Role             string `json:"role"`
 	// Primary is the host:port of the primary a replica follows.
 	Primary string `json:"primary,omitempty"`
+	// TriggerStats are the node's counters per trigger, in registration
+	// order, as many as fit in MaxStatsBytes; TriggersOmitted counts the
+	// rest.
+	TriggerStats    []TriggerStats `json:"trigger_stats,omitempty"`
+	TriggersOmitted int            `json:"triggers_omitted,omitempty"`
+	// RecentErrors are the node's latest trigger errors, newest first, at
+	// most MaxRecentErrors.
+	RecentErrors []RunError `json:"recent_errors,omitempty"`
+}
+
+// Bounds of the run statistics of a heartbeat: with them it stays well
+// under the node API's 64 KiB body limit.
+const (
+	MaxStatsBytes         = 32 << 10
+	MaxRecentErrors       = 16
+	MaxErrorMessageBytes  = 512
+	MaxErrorKeyBytes      = 128
+	MaxReportedEventBytes = 32
+)
+
+// TriggerStats is what one trigger's runs did on a node since it was set,
+// or reset with IUNGO TRIGGER RESET.
+type TriggerStats struct {
+	Pattern  string `json:"pattern"`
+	Events   string `json:"events"`
+	Runs     uint64 `json:"runs"`
+	Errors   uint64 `json:"errors"`
+	RunUs    uint64 `json:"run_us"`     // all its runs together
+	MaxRunUs uint64 `json:"max_run_us"` // its longest run
+}
+
+// RunError is one failed or skipped trigger run.
+type RunError struct {
+	Pattern string `json:"pattern"`
+	Events  string `json:"events"`
+	At      string `json:"at"` // RFC 3339, UTC, milliseconds
+	Event   string `json:"event"`
+	Key     string `json:"key"`            // at most MaxErrorKeyBytes
+	Line    int    `json:"line,omitempty"` // of the script, when known
+	Message string `json:"message"`        // at most MaxErrorMessageBytes
 }
 
 // VersionReply answers registrations and heartbeats.
@@ -294,4 +334,28 @@ func (d *Changes) Apply(base config.Config) (config.Config, error) {
 func ContentDigest(c config.Config) string {
 	c.Paused = false
 	return config.Digest(c)
+}
+
+// ErrorLine is the script line a run's error names ("... line 5: ..."),
+// or 0.
+func ErrorLine(msg string) int {
+	for rest := msg; ; {
+		i := strings.Index(rest, "line ")
+		if i < 0 {
+			return 0
+		}
+		if i == 0 || rest[i-1] == ' ' {
+			n, digits := 0, 0
+			for _, c := range rest[i+5:] {
+				if c < '0' || c > '9' || digits == 9 {
+					break
+				}
+				n, digits = n*10+int(c-'0'), digits+1
+			}
+			if digits > 0 {
+				return n
+			}
+		}
+		rest = rest[i+5:]
+	}
 }

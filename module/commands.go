@@ -50,6 +50,7 @@ func init() {
 		{"script get", "<name>", 1, kindRead, "Return the source of a script.", cmdScriptGet},
 		{"script list", "", 0, kindRead, "List the scripts with their size and the number of triggers using them.", cmdScriptList},
 		{"script run", "<name> <key> [<event>] [DRYRUN]", -2, kindRead, "Run a script now as a trigger would for <key> and <event> (default set), and answer with what it returned, its log lines, its error and its run time. Its writes apply and replicate, as a client's would (primary only). With DRYRUN no write runs: each gets the status reply DRYRUN, and the reply lists them.", cmdScriptRun},
+		{"try", "<name> <lua-source> <key> [<event>]", -3, kindRead, "Compile a script that is not installed (a draft) and run it once as SCRIPT RUN ... DRYRUN does (no write runs), checked against the caller's ACL rather than iungo.script-user. Its own ACL unit, iungo|try: testing needs no right to install.", cmdTry},
 		{"trigger set", "<key-pattern> <events> <script>", 3, kindManage, "Create the trigger (pattern, events), or point it at another script. <events> is a comma-separated list such as set,hset, or *.", cmdTriggerSet},
 		{"trigger unset", "<key-pattern> <events>", 2, kindManage, "Remove a trigger.", cmdTriggerUnset},
 		{"trigger enable", "<key-pattern> <events>", 2, kindManage, "Enable a trigger.", cmdTriggerEnable(true)},
@@ -405,7 +406,7 @@ func cmdTriggerReset(m *Module, w Ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	t.Runs, t.Errors, t.LastError, t.RunTime, t.MaxRunTime = 0, 0, "", 0, 0
+	t.RunStats = RunStats{}
 	w.ReplyStatus("OK")
 	return nil
 }
@@ -431,6 +432,40 @@ func cmdScriptRun(m *Module, ctx Ctx, args []string) error {
 	if s == nil {
 		return fmt.Errorf("unknown script %q; IUNGO SCRIPT LIST shows the scripts", name)
 	}
+	return runNow(m, ctx, s, key, event, dry, m.opts.ScriptUser)
+}
+
+// cmdTry is TRY: a dry run of a source that is not installed, such as a
+// draft in iungo. It never writes, so it is its own ACL unit (iungo|try):
+// a user may test scripts without being able to install them.
+func cmdTry(m *Module, ctx Ctx, args []string) error {
+	name, source, key, event := args[0], args[1], args[2], "set"
+	switch len(args) {
+	case 3:
+	case 4:
+		event = strings.ToLower(args[3])
+		if _, ok := config.EventClass(event); !ok {
+			return fmt.Errorf("unknown event %q; use names from keyspace notifications (set, hset, del, expired, ...)", args[3])
+		}
+	default:
+		return errorf("wrong number of arguments for IUNGO TRY; usage: IUNGO TRY <name> <lua-source> <key> [<event>]")
+	}
+	if err := config.CheckName("script name", name); err != nil {
+		return err
+	}
+	s, err := scripting.Compile(name, source)
+	if err != nil {
+		return err
+	}
+	// As the caller, never iungo.script-user: a right to test scripts must
+	// not read what its holder may not.
+	return runNow(m, ctx, s, key, event, true, "")
+}
+
+// runNow runs s once for key and event, as a trigger would, as user (""
+// is the calling client's user), and answers with what it did; dry runs
+// no write.
+func runNow(m *Module, ctx Ctx, s *scripting.Script, key, event string, dry bool, user string) error {
 	if !dry {
 		switch f := ctx.Flags(); {
 		case f&FlagReplica != 0:
@@ -441,7 +476,7 @@ func cmdScriptRun(m *Module, ctx Ctx, args []string) error {
 			return &Error{Code: "OOM", Message: "command not allowed when used memory > 'maxmemory'; add DRYRUN"}
 		}
 	}
-	if err := ctx.AttachUser(m.opts.ScriptUser); err != nil {
+	if err := ctx.AttachUser(user); err != nil {
 		return err
 	}
 	defer ctx.DetachUser()

@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valkey-iungo/valkey-iungo/config"
+	"github.com/valkey-iungo/valkey-iungo/iungo"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
@@ -284,6 +286,11 @@ func (m *Module) skipAll(j job, why string, counter *uint64) {
 // last_error and the log line say when, which event, which key and what.
 func (m *Module) recordError(t *Trigger, event, key, msg string) {
 	now := time.Now()
+	if len(t.Recent) == maxRecentErrors {
+		t.Recent = append(t.Recent[:0], t.Recent[1:]...)
+	}
+	t.Recent = append(t.Recent, RunError{At: now, Event: event, Key: key[:min(len(key), maxErrorKeyBytes)],
+		Line: iungo.ErrorLine(msg), Message: msg})
 	msg = now.UTC().Format("2006-01-02T15:04:05.000Z") + " event " + event + " on key " + quoteKey(key) + ": " + msg
 	t.Errors++
 	t.LastError = msg
@@ -295,6 +302,53 @@ func (m *Module) recordError(t *Trigger, event, key, msg string) {
 	if ok {
 		m.logf(LogWarning, "iungo: trigger %q %s: %s", t.Pattern, config.FormatEvents(t.Events), msg)
 	}
+}
+
+// runReport is what a heartbeat tells of the triggers' runs: their
+// counters in registration order within iungo.MaxStatsBytes, and the
+// newest errors of all of them.
+func (m *Module) runReport() (stats []iungo.TriggerStats, omitted int, recent []iungo.RunError) {
+	size := 0
+	for _, t := range m.sortedTriggers() {
+		events := config.FormatEvents(t.Events)
+		if size += len(t.Pattern) + len(events) + 96; size > iungo.MaxStatsBytes {
+			omitted++
+		} else {
+			stats = append(stats, iungo.TriggerStats{Pattern: t.Pattern, Events: events, Runs: t.Runs, Errors: t.Errors,
+				RunUs: uint64(t.RunTime.Microseconds()), MaxRunUs: uint64(t.MaxRunTime.Microseconds())})
+		}
+		for _, e := range t.Recent {
+			recent = append(recent, iungo.RunError{Pattern: t.Pattern, Events: events,
+				At: e.At.UTC().Format("2006-01-02T15:04:05.000Z"), Event: textOf(e.Event, iungo.MaxReportedEventBytes),
+				Key: textOf(e.Key, iungo.MaxErrorKeyBytes), Line: e.Line, Message: textOf(e.Message, iungo.MaxErrorMessageBytes)})
+		}
+	}
+	slices.SortStableFunc(recent, func(a, b iungo.RunError) int { return strings.Compare(b.At, a.At) })
+	if len(recent) > iungo.MaxRecentErrors {
+		recent = recent[:iungo.MaxRecentErrors]
+	}
+	// A pattern may take 1 KiB: the errors' patterns count too.
+	size = 0
+	for i, e := range recent {
+		if size += len(e.Pattern) + len(e.Key) + len(e.Message) + 128; size > iungo.MaxStatsBytes/2 {
+			recent = recent[:i]
+			break
+		}
+	}
+	return stats, omitted, recent
+}
+
+// textOf is s as valid UTF-8 (keys are binary), cut to at most max bytes
+// on a character boundary: JSON carries it unchanged.
+func textOf(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max]
 }
 
 // DropJob forgets the last queued job, id, which the server did not take

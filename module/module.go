@@ -112,20 +112,42 @@ const (
 
 // Trigger runs Script for the events in Events on keys matching Pattern.
 type Trigger struct {
-	Pattern   string
-	Events    []string // sorted; nil means every event
-	Script    string
-	Enabled   bool
-	Runs      uint64
-	Errors    uint64
-	LastError string
-	// RunTime is the time its runs took in all, MaxRunTime the longest.
-	RunTime, MaxRunTime time.Duration
+	Pattern string
+	Events  []string // sorted; nil means every event
+	Script  string
+	Enabled bool
+	RunStats
 
 	seq     uint64 // registration order
 	removed bool
 	handle  uint64 // in the Store
 }
+
+// RunStats is what a trigger's runs did on this node, since it was set or
+// reset: the node's own, never replicated.
+type RunStats struct {
+	Runs      uint64
+	Errors    uint64
+	LastError string
+	// RunTime is the time its runs took in all, MaxRunTime the longest.
+	RunTime, MaxRunTime time.Duration
+	// Recent are its latest errors, oldest first, at most maxRecentErrors.
+	Recent []RunError
+}
+
+// RunError is one failed or skipped run.
+type RunError struct {
+	At         time.Time
+	Event, Key string // Key at most maxErrorKeyBytes
+	Line       int    // of the script, 0 when unknown
+	Message    string
+}
+
+// Bounds of what a trigger keeps of its errors.
+const (
+	maxRecentErrors  = 3
+	maxErrorKeyBytes = 128
+)
 
 // ID identifies a trigger by pattern and normalised event list.
 func (t *Trigger) ID() string { return config.TriggerID(t.Pattern, t.Events) }

@@ -158,7 +158,7 @@ func (m *Module) Install(p *Prepared, source string) {
 	for id, old := range m.triggers {
 		old.removed = true
 		if t, ok := p.triggers[id]; ok {
-			t.Runs, t.Errors, t.LastError, t.RunTime, t.MaxRunTime = old.Runs, old.Errors, old.LastError, old.RunTime, old.MaxRunTime
+			t.RunStats = old.RunStats
 		}
 	}
 	m.scripts, m.scriptHandles = p.scripts, p.scriptHandles

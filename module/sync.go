@@ -316,6 +316,7 @@ func (s *syncer) heartbeat() (uint64, error) {
 		m := s.m
 		h.Runs, h.Errors, h.Triggers = m.stats.Runs, m.stats.Errors, len(m.triggers)
 		h.NamespaceVersion, h.ConfigDigest = m.origin.Version, m.ConfigDigest()
+		h.TriggerStats, h.TriggersOmitted, h.RecentErrors = m.runReport()
 	})
 	st := s.State()
 	h.LastError = st.LastError[:min(len(st.LastError), maxReportedError)]

@@ -3,12 +3,31 @@
 # iungo-server on 127.0.0.1:7379 serving the example namespace (imported
 # from testdata/examples/iungo.manifest) and its web UI, and valkey-server
 # on 127.0.0.1:6379 with the module following that namespace.
+#
+# Data (iungo's database, valkey's RDB) goes to a temporary directory that
+# is removed at the end, unless --data <dir> (make run DATA=<dir>) names a
+# directory to keep it in and find it again next time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${PORT:-6379}
 iungo_port=${IUNGO_PORT:-7379}
 admin_token=${IUNGO_ADMIN_TOKEN:-admin}
-dir=$(mktemp -d -t iungo-run.XXXXXX)
+data=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --data) [ $# -ge 2 ] || { echo "run: --data needs a directory" >&2; exit 2; }; data=$2; shift 2 ;;
+    *) echo "run: unknown argument $1; usage: scripts/run.sh [--data <dir>]" >&2; exit 2 ;;
+  esac
+done
+if [ -n "$data" ]; then
+  mkdir -p "$data/valkey"
+  dir=$(cd "$data" && pwd)
+  where="$dir (kept: make run DATA=$dir finds it again)"
+else
+  dir=$(mktemp -d -t iungo-run.XXXXXX)
+  mkdir -p "$dir/valkey"
+  where="$dir (temporary: removed when you stop; make run DATA=<dir> keeps it)"
+fi
 
 if valkey-cli -p "$port" ping >/dev/null 2>&1; then
   echo "run: something already answers on port $port; stop it or use PORT=<port> make run" >&2
@@ -19,7 +38,7 @@ server="" iungo=""
 cleanup() {
   kill -TERM $server $iungo 2>/dev/null
   wait $server $iungo 2>/dev/null
-  rm -rf "$dir"
+  [ -n "$data" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
 
@@ -40,7 +59,7 @@ if [ -z "$key" ]; then
   echo "run: iungo-server did not start" >&2
   exit 1
 fi
-valkey-server testdata/examples/valkey.conf --port "$port" --dir "$dir" \
+valkey-server testdata/examples/valkey.conf --port "$port" --dir "$dir/valkey" \
   --loadmodule "$PWD/build/iungo.so" endpoint "http://127.0.0.1:$iungo_port" namespace example \
   token example-token public-key "$key" &
 server=$!
@@ -55,6 +74,7 @@ Running, Ctrl-C stops everything:
   iungo UI      http://127.0.0.1:$iungo_port  (admin token: $admin_token), namespace "example"
                 public key $key
   valkey-server 127.0.0.1:$port, following iungo's namespace "example"
+  data          $where
 
 Try, in another terminal:
 
@@ -71,8 +91,9 @@ Try, in another terminal:
   valkey-cli -p $port IUNGO TRIGGER LIST
   valkey-cli -p $port IUNGO INFO
 
-Then change a script or add a route in the UI, press "Push to nodes", and
-see it run on the node.
+Then change a script or add a route in the UI: edits wait in a draft;
+"Review and publish" shows the diff and publishes, and the node runs the new
+version at its next heartbeat (a few seconds), or at once with "Push to nodes".
 
 MSG
 wait "$server"

@@ -105,7 +105,7 @@ func secret(file, env string) (string, error) {
 }
 
 // prepareNamespace creates the namespace if needed and imports a manifest
-// into it while it has no script.
+// into it while it has no script, published or in its draft.
 func prepareNamespace(store *server.Store, name, token, manifest string) error {
 	ns, err := store.Namespace(name)
 	if errors.Is(err, server.ErrNotFound) {
@@ -118,9 +118,9 @@ func prepareNamespace(store *server.Store, name, token, manifest string) error {
 	if manifest == "" {
 		return nil
 	}
-	sn, err := store.Snapshot(name)
-	if err != nil || len(sn.Scripts) > 0 {
-		return err
+	d, err := store.Draft(name)
+	if err != nil || len(d.Content.Scripts) > 0 || d.Pending {
+		return err // scripts, published or drafted, are someone's work
 	}
 	if err := store.ImportManifest(name, manifest); err != nil {
 		return fmt.Errorf("importing %s: %w", manifest, err)

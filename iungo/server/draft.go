@@ -50,6 +50,9 @@ type Draft struct {
 	Diff        Diff    `json:"diff"`
 }
 
+// Next is the version publishing the draft makes.
+func (d Draft) Next() uint64 { return d.BaseVersion + 1 }
+
 // Draft returns a namespace's draft: its live configuration when nothing
 // is pending.
 func (s *Store) Draft(ns string) (Draft, error) {

@@ -50,6 +50,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	b.help("iungo_node_errors_total", "counter", "Trigger errors a node reported since its module loaded.")
 	b.help("iungo_node_triggers", "gauge", "Triggers a node runs.")
 	b.help("iungo_node_last_seen_timestamp_seconds", "gauge", "When iungo last heard from a node.")
+	b.help("iungo_route_runs_total", "counter", "Runs of a route of the published version, summed over the nodes' reports.")
+	b.help("iungo_route_errors_total", "counter", "Errors of a route, summed over the nodes' reports.")
+	b.help("iungo_route_run_seconds_total", "counter", "Time the runs of a route took, summed over the nodes' reports.")
+	b.help("iungo_route_run_seconds_max", "gauge", "The longest run of a route any node reported.")
 	for _, ns := range list {
 		view, err := s.nodesView(ns.Name)
 		if err != nil {
@@ -76,6 +80,18 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
 		for _, k := range keys {
 			b.add("iungo_nodes", nsl+","+label("health", k[0])+","+label("role", k[1]), float64(counts[k]))
+		}
+		routes, err := s.routesView(ns.Name)
+		if err != nil {
+			apiError(w, err)
+			return
+		}
+		for _, rt := range routes.Routes {
+			l := nsl + "," + label("pattern", rt.Pattern) + "," + label("events", rt.Events) + "," + label("script", rt.Script)
+			b.add("iungo_route_runs_total", l, float64(rt.Runs))
+			b.add("iungo_route_errors_total", l, float64(rt.Errors))
+			b.add("iungo_route_run_seconds_total", l, float64(rt.RunUs)/1e6)
+			b.add("iungo_route_run_seconds_max", l, float64(rt.MaxRunUs)/1e6)
 		}
 	}
 	b.help("iungo_scrape_timestamp_seconds", "gauge", "When this page was made.")

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/valkey-iungo/valkey-iungo/config"
+	"github.com/valkey-iungo/valkey-iungo/iungo"
 )
 
 // PushResult is what one node answered to IUNGO SYNC.
@@ -136,4 +140,79 @@ func checkScript(name, source string) CheckResult {
 		return CheckResult{Error: strings.TrimPrefix(err.Error(), "ERR ")}
 	}
 	return CheckResult{OK: true}
+}
+
+// TryResult is what a node answered to IUNGO TRY: the script's return
+// value as valkey-cli shows it, its error (with its line), its log lines,
+// the writes it attempted (none ran) and its run time.
+type TryResult struct {
+	Node     string   `json:"node"`
+	Returned string   `json:"returned"`
+	Error    string   `json:"error"`
+	Line     int      `json:"line,omitempty"` // of the error, when known
+	Logs     []string `json:"logs"`
+	Writes   []string `json:"writes"`
+	RunUs    int64    `json:"run_us"`
+}
+
+// tryTimeout bounds a dry run's answer: compile and one run.
+const tryTimeout = 10 * time.Second
+
+// Try runs a script source once on one node of a namespace, dry: the node
+// compiles it and answers what it would do without writing. It connects
+// with the namespace's try credentials.
+func (s *Server) Try(ctx context.Context, name string, req TryRequest) (TryResult, error) {
+	ns, err := s.Store.Namespace(name)
+	if err != nil {
+		return TryResult{}, err
+	}
+	if req.Key == "" {
+		return TryResult{}, fmt.Errorf("%w: a key to run the script for is needed", errBadRequest)
+	}
+	if err := config.CheckScript(cmp.Or(req.Script, "draft"), req.Source); err != nil {
+		return TryResult{}, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+	}
+	nodes, err := s.Store.Nodes(name)
+	if err != nil {
+		return TryResult{}, err
+	}
+	i := slices.IndexFunc(nodes, func(n Node) bool { return n.ID == req.Node })
+	if i < 0 {
+		return TryResult{}, fmt.Errorf("%w: no node %q in namespace %q", ErrNotFound, req.Node, name)
+	}
+	c, err := valkey.NewClient(valkey.ClientOption{
+		InitAddress: []string{nodes[i].Address}, Username: ns.TryUser, Password: ns.TryPassword,
+		ForceSingleClient: true, DisableCache: true, DisableRetry: true, ConnWriteTimeout: tryTimeout,
+	})
+	if err != nil {
+		return TryResult{}, fmt.Errorf("node %s (%s): %w", req.Node, nodes[i].Address, err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, tryTimeout)
+	defer cancel()
+	args := []string{"TRY", cmp.Or(req.Script, "draft"), req.Source, req.Key}
+	if req.Event != "" {
+		args = append(args, req.Event)
+	}
+	m, err := c.Do(ctx, c.B().Arbitrary("IUNGO").Args(args...).Build()).AsMap()
+	if err != nil {
+		return TryResult{}, fmt.Errorf("node %s (%s): %w", req.Node, nodes[i].Address, err)
+	}
+	res := TryResult{Node: req.Node, Logs: []string{}, Writes: []string{}}
+	for k, v := range m {
+		switch k {
+		case "returned":
+			res.Returned, _ = v.ToString()
+		case "error":
+			res.Error, _ = v.ToString()
+		case "run_us":
+			res.RunUs, _ = v.AsInt64()
+		case "logs":
+			res.Logs, _ = v.AsStrSlice()
+		case "writes":
+			res.Writes, _ = v.AsStrSlice()
+		}
+	}
+	res.Line = iungo.ErrorLine(res.Error)
+	return res, nil
 }

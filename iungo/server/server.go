@@ -100,6 +100,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+admin, s.admin(s.handleListNamespaces))
 	mux.HandleFunc("POST "+admin, s.admin(s.handleCreateNamespace))
 	mux.HandleFunc("GET "+admin+"/{ns}", s.admin(s.handleGetNamespace))
+	mux.HandleFunc("DELETE "+admin+"/{ns}", s.admin(s.handleDeleteNamespace))
 	mux.HandleFunc("PUT "+admin+"/{ns}/scripts/{name}", s.admin(s.handlePutScript))
 	mux.HandleFunc("DELETE "+admin+"/{ns}/scripts/{name}", s.admin(s.handleDeleteScript))
 	mux.HandleFunc("PUT "+admin+"/{ns}/triggers", s.admin(s.handlePutTrigger))
@@ -112,9 +113,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+admin+"/{ns}/versions/{v}", s.admin(s.handleVersion))
 	mux.HandleFunc("POST "+admin+"/{ns}/versions/{v}/rollback", s.admin(s.handleRollback))
 	mux.HandleFunc("GET "+admin+"/{ns}/nodes", s.admin(s.handleNodes))
+	mux.HandleFunc("GET "+admin+"/{ns}/routes", s.admin(s.handleRoutes))
 	mux.HandleFunc("DELETE "+admin+"/{ns}/nodes/{id}", s.admin(s.handleDeleteNode))
 	mux.HandleFunc("PUT "+admin+"/{ns}/push-credentials", s.admin(s.handlePushCredentials))
 	mux.HandleFunc("POST "+admin+"/{ns}/push", s.admin(s.handlePush))
+	mux.HandleFunc("PUT "+admin+"/{ns}/try-credentials", s.admin(s.handleTryCredentials))
+	mux.HandleFunc("POST "+admin+"/{ns}/try", s.admin(s.handleTry))
 	mux.HandleFunc("POST /admin/v1/check", s.admin(s.handleCheck))
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.metrics(s.handleMetrics))
@@ -338,7 +342,7 @@ func (s *Server) handleListNamespaces(w http.ResponseWriter, r *http.Request) {
 // signing key or the push password.
 func namespaceJSON(ns Namespace) map[string]any {
 	return map[string]any{"name": ns.Name, "id": ns.ID, "token": ns.Token, "public_key": ns.PublicKey(),
-		"version": ns.Version, "push_user": ns.PushUser}
+		"version": ns.Version, "push_user": ns.PushUser, "try_user": ns.TryUser}
 }
 
 // handleCreateNamespace is POST /admin/v1/namespaces {"name", "token"}.
@@ -615,6 +619,16 @@ func (s *Server) nodesView(name string) (NodesView, error) {
 	return v, nil
 }
 
+// handleDeleteNamespace is DELETE /admin/v1/namespaces/{ns}.
+func (s *Server) handleDeleteNamespace(w http.ResponseWriter, r *http.Request) {
+	if err := s.Store.DeleteNamespace(r.PathValue("ns")); err != nil {
+		apiError(w, err)
+		return
+	}
+	s.Log.Printf("iungo-server: namespace %s removed", r.PathValue("ns"))
+	writeJSON(w, map[string]bool{"deleted": true})
+}
+
 // handleDeleteNode is DELETE /admin/v1/namespaces/{ns}/nodes/{id}.
 func (s *Server) handleDeleteNode(w http.ResponseWriter, r *http.Request) {
 	if err := s.Store.DeleteNode(r.PathValue("ns"), r.PathValue("id")); err != nil {
@@ -637,6 +651,45 @@ func (s *Server) handlePushCredentials(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, map[string]bool{"ok": true})
+}
+
+// handleTryCredentials is PUT /admin/v1/namespaces/{ns}/try-credentials
+// {"user", "password"}: what dry runs on this namespace's nodes AUTH with.
+func (s *Server) handleTryCredentials(w http.ResponseWriter, r *http.Request) {
+	var in struct{ User, Password string }
+	if err := readJSON(r, &in); err != nil {
+		apiError(w, err)
+		return
+	}
+	if err := s.Store.SetTryCredentials(r.PathValue("ns"), in.User, in.Password); err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, map[string]bool{"ok": true})
+}
+
+// TryRequest asks for a dry run of a script source on one node.
+type TryRequest struct {
+	Node   string `json:"node"`
+	Script string `json:"script"` // its name, for the messages
+	Source string `json:"source"`
+	Key    string `json:"key"`
+	Event  string `json:"event"` // default set
+}
+
+// handleTry is POST /admin/v1/namespaces/{ns}/try: a TryRequest.
+func (s *Server) handleTry(w http.ResponseWriter, r *http.Request) {
+	var in TryRequest
+	if err := readJSON(r, &in); err != nil {
+		apiError(w, err)
+		return
+	}
+	res, err := s.Try(r.Context(), r.PathValue("ns"), in)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, res)
 }
 
 // handlePush is POST /admin/v1/namespaces/{ns}/push.

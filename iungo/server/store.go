@@ -47,6 +47,9 @@ type Namespace struct {
 	// PushUser and PushPassword authenticate pushes to this namespace's
 	// nodes, if set.
 	PushUser, PushPassword string
+	// TryUser and TryPassword authenticate dry runs (IUNGO TRY) on this
+	// namespace's nodes, if set.
+	TryUser, TryPassword string
 }
 
 // PublicKey is the key nodes pin (iungo.public-key), as text.
@@ -71,6 +74,10 @@ type Node struct {
 	Runs, Errors     uint64
 	Triggers         int
 	Primary          string // the primary a replica follows
+	// What its triggers' runs did, as its last heartbeat said.
+	TriggerStats    []iungo.TriggerStats `json:"trigger_stats"`
+	TriggersOmitted int                  `json:"triggers_omitted"`
+	RecentErrors    []iungo.RunError     `json:"recent_errors"`
 }
 
 // Store keeps namespaces, their configurations, their change history and
@@ -158,6 +165,8 @@ var columnsAdded = []struct{ table, column, def string }{
 	{"versions", "content", "TEXT NOT NULL DEFAULT ''"},
 	{"versions", "author", "TEXT NOT NULL DEFAULT ''"},
 	{"versions", "message", "TEXT NOT NULL DEFAULT ''"},
+	{"namespaces", "try_user", "TEXT NOT NULL DEFAULT ''"},
+	{"namespaces", "try_password", "TEXT NOT NULL DEFAULT ''"},
 	{"nodes", "trigger_stats", "TEXT NOT NULL DEFAULT '[]'"},
 	{"nodes", "recent_errors", "TEXT NOT NULL DEFAULT '[]'"},
 }
@@ -273,9 +282,10 @@ type querier interface {
 func namespace(q querier, name string) (Namespace, error) {
 	var ns Namespace
 	var events, created, seed string
-	err := q.QueryRow(`SELECT name, id, token, signing_key, version, events, created_at, push_user, push_password
-		FROM namespaces WHERE name = ?`, name).
-		Scan(&ns.Name, &ns.ID, &ns.Token, &seed, &ns.Version, &events, &created, &ns.PushUser, &ns.PushPassword)
+	err := q.QueryRow(`SELECT name, id, token, signing_key, version, events, created_at, push_user, push_password,
+		try_user, try_password FROM namespaces WHERE name = ?`, name).
+		Scan(&ns.Name, &ns.ID, &ns.Token, &seed, &ns.Version, &events, &created, &ns.PushUser, &ns.PushPassword,
+			&ns.TryUser, &ns.TryPassword)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ns, fmt.Errorf("%w: namespace %q does not exist", ErrNotFound, name)
 	}
@@ -612,6 +622,13 @@ func (s *Store) Heartbeat(ns, id string, h iungo.Health) (uint64, error) {
 		return 0, fmt.Errorf("%w: last_error is at most %d bytes, primary %d, last_sync_at and config_digest %d",
 			errBadRequest, maxErrorBytes, maxAddressBytes, maxVersionBytes)
 	}
+	if err := checkRunReport(h); err != nil {
+		return 0, err
+	}
+	stats := struct {
+		Stats   []iungo.TriggerStats `json:"stats"`
+		Omitted int                  `json:"omitted"`
+	}{h.TriggerStats, h.TriggersOmitted}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, err := namespace(s.db, ns)
@@ -619,8 +636,10 @@ func (s *Store) Heartbeat(ns, id string, h iungo.Health) (uint64, error) {
 		return 0, err
 	}
 	res, err := s.db.Exec(`UPDATE nodes SET last_seen = ?, namespace_version = ?, config_digest = ?, last_sync_at = ?,
-		last_error = ?, runs = ?, errors = ?, triggers = ?, role = ?, primary_address = ? WHERE ns = ? AND id = ?`,
-		now(), h.NamespaceVersion, h.ConfigDigest, h.LastSyncAt, h.LastError, h.Runs, h.Errors, h.Triggers, h.Role, h.Primary, ns, id)
+		last_error = ?, runs = ?, errors = ?, triggers = ?, role = ?, primary_address = ?, trigger_stats = ?, recent_errors = ?
+		WHERE ns = ? AND id = ?`,
+		now(), h.NamespaceVersion, h.ConfigDigest, h.LastSyncAt, h.LastError, h.Runs, h.Errors, h.Triggers, h.Role, h.Primary,
+		payload(stats), payload(nonNilErrors(h.RecentErrors)), ns, id)
 	if err != nil {
 		return 0, err
 	}
@@ -628,6 +647,62 @@ func (s *Store) Heartbeat(ns, id string, h iungo.Health) (uint64, error) {
 		return 0, fmt.Errorf("%w: node %q is not registered in %q; register first", ErrNotFound, id, ns)
 	}
 	return n.Version, nil
+}
+
+// checkRunReport bounds the run statistics of a heartbeat: the node API's
+// body limit bounds their number.
+func checkRunReport(h iungo.Health) error {
+	if len(h.RecentErrors) > iungo.MaxRecentErrors || h.TriggersOmitted < 0 {
+		return fmt.Errorf("%w: at most %d recent errors", errBadRequest, iungo.MaxRecentErrors)
+	}
+	for _, t := range h.TriggerStats {
+		if len(t.Pattern) > config.MaxPatternBytes || len(t.Events) > maxEventsBytes {
+			return fmt.Errorf("%w: trigger_stats: a pattern is at most %d bytes, events %d", errBadRequest, config.MaxPatternBytes, maxEventsBytes)
+		}
+	}
+	for _, e := range h.RecentErrors {
+		if len(e.Pattern) > config.MaxPatternBytes || len(e.Events) > maxEventsBytes || len(e.At) > maxVersionBytes ||
+			len(e.Event) > iungo.MaxReportedEventBytes || len(e.Key) > iungo.MaxErrorKeyBytes || len(e.Message) > iungo.MaxErrorMessageBytes {
+			return fmt.Errorf("%w: recent_errors: key at most %d bytes, message %d, event %d",
+				errBadRequest, iungo.MaxErrorKeyBytes, iungo.MaxErrorMessageBytes, iungo.MaxReportedEventBytes)
+		}
+	}
+	return nil
+}
+
+// maxEventsBytes bounds an event list as a node reports it.
+const maxEventsBytes = 512
+
+func nonNilErrors(e []iungo.RunError) []iungo.RunError {
+	if e == nil {
+		return []iungo.RunError{}
+	}
+	return e
+}
+
+// DeleteNamespace removes a namespace with its configuration, history,
+// draft and nodes. Its nodes keep what they run, and fail to sync.
+func (s *Store) DeleteNamespace(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.Exec(`DELETE FROM namespaces WHERE name = ?`, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: namespace %q does not exist", ErrNotFound, name)
+	}
+	for _, table := range []string{"versions", "drafts", "scripts", "triggers", "changes", "nodes"} {
+		if _, err := tx.Exec(`DELETE FROM `+table+` WHERE ns = ?`, name); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // DeleteNode forgets a node; it may register again.
@@ -647,9 +722,19 @@ func (s *Store) DeleteNode(ns, id string) error {
 // SetPushCredentials sets the ACL user and password pushes to the
 // namespace's nodes authenticate with; empty: none.
 func (s *Store) SetPushCredentials(ns, user, password string) error {
+	return s.setCredentials(ns, "push", user, password)
+}
+
+// SetTryCredentials sets the ACL user and password dry runs on the
+// namespace's nodes authenticate with; empty: none.
+func (s *Store) SetTryCredentials(ns, user, password string) error {
+	return s.setCredentials(ns, "try", user, password)
+}
+
+func (s *Store) setCredentials(ns, which, user, password string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := s.db.Exec(`UPDATE namespaces SET push_user = ?, push_password = ? WHERE name = ?`, user, password, ns)
+	res, err := s.db.Exec(`UPDATE namespaces SET `+which+`_user = ?, `+which+`_password = ? WHERE name = ?`, user, password, ns)
 	if err != nil {
 		return err
 	}
@@ -669,7 +754,8 @@ func (s *Store) Digests(ns string, version uint64) (digest, paused string) {
 // Nodes lists a namespace's nodes by id.
 func (s *Store) Nodes(ns string) ([]Node, error) {
 	rows, err := s.db.Query(`SELECT id, address, valkey_version, module_version, role, registered_at, last_seen,
-		namespace_version, config_digest, last_sync_at, last_error, runs, errors, triggers, primary_address FROM nodes WHERE ns = ? ORDER BY id`, ns)
+		namespace_version, config_digest, last_sync_at, last_error, runs, errors, triggers, primary_address,
+		trigger_stats, recent_errors FROM nodes WHERE ns = ? ORDER BY id`, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -677,11 +763,20 @@ func (s *Store) Nodes(ns string) ([]Node, error) {
 	var out []Node
 	for rows.Next() {
 		n := Node{Namespace: ns}
-		var reg, seen string
+		var reg, seen, stats, recent string
 		if err := rows.Scan(&n.ID, &n.Address, &n.ValkeyVersion, &n.ModuleVersion, &n.Role, &reg, &seen,
-			&n.NamespaceVersion, &n.ConfigDigest, &n.LastSyncAt, &n.LastError, &n.Runs, &n.Errors, &n.Triggers, &n.Primary); err != nil {
+			&n.NamespaceVersion, &n.ConfigDigest, &n.LastSyncAt, &n.LastError, &n.Runs, &n.Errors, &n.Triggers, &n.Primary,
+			&stats, &recent); err != nil {
 			return nil, err
 		}
+		var st struct {
+			Stats   []iungo.TriggerStats `json:"stats"`
+			Omitted int                  `json:"omitted"`
+		}
+		// What a node reported is shown as far as it is readable.
+		_ = json.Unmarshal([]byte(stats), &st)
+		_ = json.Unmarshal([]byte(recent), &n.RecentErrors)
+		n.TriggerStats, n.TriggersOmitted = st.Stats, st.Omitted
 		n.RegisteredAt, _ = time.Parse(time.RFC3339, reg)
 		n.LastSeen, _ = time.Parse(time.RFC3339, seen)
 		out = append(out, n)

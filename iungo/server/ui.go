@@ -23,8 +23,9 @@ var uiFiles embed.FS
 var pages = map[string]*template.Template{}
 
 func init() {
-	for _, name := range []string{"login", "namespaces", "namespace", "script", "publish", "versions", "version"} {
-		pages[name] = template.Must(template.ParseFS(uiFiles, "ui/layout.html", "ui/diff.html", "ui/"+name+".html"))
+	for _, name := range []string{"login", "namespaces", "namespace", "script", "publish", "versions", "version", "node"} {
+		pages[name] = template.Must(template.New(name).Funcs(template.FuncMap{"usec": usec}).
+			ParseFS(uiFiles, "ui/layout.html", "ui/diff.html", "ui/"+name+".html"))
 	}
 }
 
@@ -51,6 +52,18 @@ type page struct {
 	Versions []VersionInfo
 	Version  VersionDetail
 	Author   string
+
+	Routes       []routeRow
+	RecentErrors []NodeError
+	Node         NodeView
+	Line         int // of the script, to mark in the editor
+}
+
+// routeRow is a route of the draft with what its live version did.
+type routeRow struct {
+	iungo.Trigger
+	Draft string     // "new", "changed" or "" against the live version
+	Live  *RouteView // nil when the live version has no such route
 }
 
 type scriptRow struct {
@@ -87,6 +100,9 @@ func (s *Server) routeUI(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/ns/{ns}/routes/toggle", s.ui(s.handleUISaveRoute))
 	mux.HandleFunc("POST /ui/ns/{ns}/routes/delete", s.ui(s.handleUIDeleteRoute))
 	mux.HandleFunc("POST /ui/ns/{ns}/events", s.ui(s.handleUIEvents))
+	mux.HandleFunc("GET /ui/ns/{ns}/nodes/{id}", s.ui(s.handleUINode))
+	mux.HandleFunc("POST /ui/ns/{ns}/delete", s.ui(s.handleUIDeleteNamespace))
+	mux.HandleFunc("POST /ui/ns/{ns}/try", s.ui(s.handleTry))
 	mux.HandleFunc("GET /ui/ns/{ns}/publish", s.ui(s.handleUIPublishPage))
 	mux.HandleFunc("POST /ui/ns/{ns}/publish", s.ui(s.handleUIPublish))
 	mux.HandleFunc("POST /ui/ns/{ns}/draft/discard", s.ui(s.handleUIDiscard))
@@ -200,6 +216,25 @@ func (s *Server) namespacePage(ns string) (page, error) {
 	for _, name := range config.ClassNames(config.ClassesSubscribed) {
 		p.Classes = append(p.Classes, classBox{Name: name, On: on[name]})
 	}
+	runs, err := s.routesView(ns)
+	if err != nil {
+		return p, err
+	}
+	live := map[iungo.TriggerKey]*RouteView{}
+	for i, rt := range runs.Routes {
+		live[iungo.TriggerKey{Pattern: rt.Pattern, Events: rt.Events}] = &runs.Routes[i]
+	}
+	for _, t := range d.Content.Triggers {
+		row := routeRow{Trigger: t, Live: live[iungo.TriggerKey{Pattern: t.Pattern, Events: t.Events}]}
+		switch {
+		case row.Live == nil:
+			row.Draft = "new"
+		case row.Live.Trigger != t:
+			row.Draft = "changed"
+		}
+		p.Routes = append(p.Routes, row)
+	}
+	p.RecentErrors = runs.RecentErrors
 	view, err := s.nodesView(ns)
 	if err != nil {
 		return p, err
@@ -240,6 +275,22 @@ func (s *Server) handleUIPush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Pushed = results
+	// A node that answered runs what it answered: the nodes table says so
+	// before its next heartbeat does.
+	for _, res := range results {
+		for i := range p.Nodes {
+			if n := &p.Nodes[i]; n.ID == res.Node && res.Error == "" && res.Skipped == "" {
+				n.NamespaceVersion, n.LastError = uint64(res.Version), ""
+				if n.NamespaceVersion == p.Draft.BaseVersion {
+					n.Health = "ok"
+				}
+			}
+		}
+	}
+	p.InStep = true
+	for _, n := range p.Nodes {
+		p.InStep = p.InStep && InStep(n.Health)
+	}
 	switch failed := Failed(results); {
 	case err != nil:
 		p.Err = errText(err)
@@ -266,8 +317,8 @@ func (s *Server) handleUINewScript(w http.ResponseWriter, r *http.Request) {
 		s.uiNotFound(w, r, err)
 		return
 	}
-	s.render(w, r, "script", page{Title: "New script", Namespace: ns, New: true,
-		Source: "-- KEYS[1] is the key, ARGV[1] the event, ARGV[2] the database.\nserver.call('INCR', 'seen:' .. ARGV[1])\n"})
+	s.render(w, r, "script", s.scriptPage(page{Title: "New script", Namespace: ns, New: true,
+		Source: "-- KEYS[1] is the key, ARGV[1] the event, ARGV[2] the database.\nserver.call('INCR', 'seen:' .. ARGV[1])\n"}))
 }
 
 func (s *Server) handleUIScript(w http.ResponseWriter, r *http.Request) {
@@ -278,7 +329,8 @@ func (s *Server) handleUIScript(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if i := d.Content.script(name); i >= 0 {
-		s.render(w, r, "script", page{Title: name, Namespace: ns, Name: name, Source: d.Content.Scripts[i].Source})
+		line, _ := strconv.Atoi(r.URL.Query().Get("line"))
+		s.render(w, r, "script", s.scriptPage(page{Title: name, Namespace: ns, Name: name, Source: d.Content.Scripts[i].Source, Line: line}))
 		return
 	}
 	s.uiNotFound(w, r, fmt.Errorf("%w: no script %s in the draft of %s", ErrNotFound, name, ns))
@@ -289,8 +341,8 @@ func (s *Server) handleUIScript(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleUISaveScript(w http.ResponseWriter, r *http.Request) {
 	ns, name, source := r.PathValue("ns"), strings.TrimSpace(r.FormValue("name")), r.FormValue("source")
 	if err := s.Store.SetScript(ns, name, source); err != nil {
-		s.render(w, r, "script", page{Title: cmp.Or(name, "New script"), Namespace: ns, New: r.FormValue("new") == "1",
-			Name: name, Source: source, CheckError: errText(err), Err: "Not saved: " + errText(err)})
+		s.render(w, r, "script", s.scriptPage(page{Title: cmp.Or(name, "New script"), Namespace: ns, New: r.FormValue("new") == "1",
+			Name: name, Source: source, CheckError: errText(err), Err: "Not saved: " + errText(err), Line: iungo.ErrorLine(err.Error())}))
 		return
 	}
 	s.back(w, r, ns, nil, "Script "+name+" saved in the draft: publish to send it to the nodes.")
@@ -412,4 +464,61 @@ func (s *Server) handleUIRollback(w http.ResponseWriter, r *http.Request) {
 	by := cmp.Or(sessionOf(r).author, "web UI")
 	nv, _, err := s.Store.Rollback(ns, v, by, r.FormValue("discard_draft") == "1")
 	s.back(w, r, ns, err, fmt.Sprintf("Rolled back: version %d has the content of version %d; nodes take it at their next heartbeat, or now with Push to nodes.", nv, v))
+}
+
+// handleUINode shows one node: its health and what its triggers did.
+func (s *Server) handleUINode(w http.ResponseWriter, r *http.Request) {
+	ns, id := r.PathValue("ns"), r.PathValue("id")
+	view, err := s.nodesView(ns)
+	if err != nil {
+		s.uiNotFound(w, r, err)
+		return
+	}
+	for _, n := range view.Nodes {
+		if n.ID == id {
+			n.LastSeen = publishedAt(n.LastSeen)
+			var errs []NodeError
+			for _, e := range n.RecentErrors {
+				errs = append(errs, NodeError{Node: id, RunError: e})
+			}
+			s.render(w, r, "node", page{Title: "Node " + id, Namespace: ns, Node: n, RecentErrors: errs})
+			return
+		}
+	}
+	s.uiNotFound(w, r, fmt.Errorf("%w: no node %q in namespace %q", ErrNotFound, id, ns))
+}
+
+// usec shows microseconds for people: µs, ms or s.
+func usec(us uint64) string {
+	switch {
+	case us < 1000:
+		return strconv.FormatUint(us, 10) + " µs"
+	case us < 1000000:
+		return strconv.FormatFloat(float64(us)/1e3, 'f', 1, 64) + " ms"
+	}
+	return strconv.FormatFloat(float64(us)/1e6, 'f', 2, 64) + " s"
+}
+
+// scriptPage adds to a script page the nodes a dry run may use.
+func (s *Server) scriptPage(p page) page {
+	if view, err := s.nodesView(p.Namespace); err == nil {
+		p.Nodes = view.Nodes
+	}
+	return p
+}
+
+// handleUIDeleteNamespace removes a namespace once its name is typed again.
+func (s *Server) handleUIDeleteNamespace(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	if r.FormValue("confirm") != ns {
+		s.back(w, r, ns, fmt.Errorf("not removed: type the namespace's name, %s, to confirm", ns), "")
+		return
+	}
+	if err := s.Store.DeleteNamespace(ns); err != nil {
+		s.back(w, r, ns, err, "")
+		return
+	}
+	s.Log.Printf("iungo-server: namespace %s removed", ns)
+	s.sessions.flash(sessionOf(r), "Namespace "+ns+" removed; its nodes keep what they run and report sync errors until they follow another namespace.", "")
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
