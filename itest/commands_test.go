@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -109,4 +110,27 @@ func TestNotFromEvalIntegration(t *testing.T) {
 	info, err := s.Do("IUNGO", "INFO").AsMap()
 	require.NoError(t, err)
 	assert.Equal(t, "0", field(t, info, "paused"))
+}
+
+// Ensure the redis_exporter recipe of the README gives every numeric INFO
+// iungo field as a number, and nothing redis_exporter would refuse.
+func TestExporterScriptIntegration(t *testing.T) {
+	s := vtest.Start(t, vtest.Options{})
+	s.MustDo("IUNGO", "SCRIPT", "SET", "count", "server.call('INCR', 'n')")
+	s.MustDo("IUNGO", "TRIGGER", "SET", "k:*", "set", "count")
+	s.MustDo("SET", "k:1", "x")
+	pairs, err := s.Do("EVAL", example(t, "redis_exporter_iungo.lua"), "0").AsStrSlice()
+	require.NoError(t, err)
+	require.Zero(t, len(pairs)%2)
+	got := map[string]float64{}
+	for i := 0; i < len(pairs); i += 2 {
+		v, err := strconv.ParseFloat(pairs[i+1], 64)
+		require.NoError(t, err, pairs[i])
+		got[pairs[i]] = v
+	}
+	assert.Equal(t, 1.0, got["iungo_runs"])
+	assert.Equal(t, 1.0, got["iungo_triggers"])
+	assert.Contains(t, got, "iungo_errors")
+	assert.Contains(t, got, "iungo_revision")
+	assert.NotContains(t, got, "iungo_mode", "text fields are left out")
 }

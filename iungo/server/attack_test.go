@@ -166,6 +166,32 @@ func TestNodeLimits(t *testing.T) {
 	require.ErrorContains(t, err, "413 too_large")
 	_, err = node.Heartbeat(ctx, "a", iungo.Health{Role: "primary", LastError: "disk full"})
 	require.NoError(t, err)
+
+	// Run reports are bounded too: they end up in the UI and the API.
+	runErr := iungo.RunError{Pattern: "k:*", Events: "set", At: "2026-12-05T10:00:00.000Z", Event: "set", Key: "k:1", Message: "boom"}
+	tooMany := make([]iungo.RunError, iungo.MaxRecentErrors+1)
+	for i := range tooMany {
+		tooMany[i] = runErr
+	}
+	longKey, longMessage := runErr, runErr
+	longKey.Key = strings.Repeat("k", iungo.MaxErrorKeyBytes+1)
+	longMessage.Message = strings.Repeat("m", iungo.MaxErrorMessageBytes+1)
+	for _, bad := range []iungo.Health{
+		{Role: "primary", RecentErrors: tooMany},
+		{Role: "primary", RecentErrors: []iungo.RunError{longKey}},
+		{Role: "primary", RecentErrors: []iungo.RunError{longMessage}},
+		{Role: "primary", TriggerStats: []iungo.TriggerStats{{Pattern: strings.Repeat("p", 1025), Events: "set"}}},
+		{Role: "primary", TriggersOmitted: -1},
+	} {
+		_, err = node.Heartbeat(ctx, "a", bad)
+		require.ErrorContains(t, err, "400 bad_request")
+	}
+	_, err = node.Heartbeat(ctx, "a", iungo.Health{Role: "primary", RecentErrors: []iungo.RunError{runErr},
+		TriggerStats: []iungo.TriggerStats{{Pattern: "k:*", Events: "set", Runs: 3, Errors: 1}}})
+	require.NoError(t, err)
+	nodes, err := s.Store.Nodes("shop")
+	require.NoError(t, err)
+	assert.Equal(t, []iungo.RunError{runErr}, nodes[0].RecentErrors)
 }
 
 // Ensure slow clients are cut off: the server had no read timeout beyond
