@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -121,6 +122,11 @@ func TestUIBrowserIntegration(t *testing.T) {
 	)
 	assert.Contains(t, p.text("#check-result"), "does not compile: line 2")
 	assert.Equal(t, "2", p.text("#gutter .err-line"), "the error's line is marked")
+	// Tab indents in the editor instead of leaving it.
+	p.do(chromedp.SetValue("#script-source", "return 1"))
+	p.eval(`document.getElementById("script-source").setSelectionRange(0, 0); ""`)
+	p.do(chromedp.SendKeys("#script-source", kb.Tab))
+	assert.Equal(t, "  return 1", p.eval(`document.getElementById("script-source").value`))
 
 	p.do(
 		chromedp.SetValue("#script-source", "local v = 'yes'\nserver.call('SET', 'seen:' .. KEYS[1], v)"),
@@ -128,10 +134,18 @@ func TestUIBrowserIntegration(t *testing.T) {
 		chromedp.WaitVisible("#msg"),
 	)
 	assert.Contains(t, p.text("#msg"), "Script mark saved in the draft")
+	// A refused route comes back as typed, with the reason.
 	p.do(
 		chromedp.SendKeys("#route-pattern", "web:*"),
-		chromedp.SendKeys("#route-events", "set"),
+		chromedp.SendKeys("#route-events", "sett"),
 		chromedp.SetValue("#route-script", "mark"),
+		chromedp.Click("#route-add"),
+		chromedp.WaitVisible("#err"),
+	)
+	assert.Contains(t, p.text("#err"), `unknown event "sett"`)
+	assert.Equal(t, "web:*", p.eval(`document.getElementById("route-pattern").value`))
+	p.do(
+		chromedp.SetValue("#route-events", "set"),
 		chromedp.Click("#route-add"),
 		chromedp.WaitVisible(`//table[@id="routes"]//code[text()="web:*"]`),
 		chromedp.WaitVisible("#draft-banner"),

@@ -116,6 +116,10 @@ type Health struct {
 	Role             string `json:"role"`
 	// Primary is the host:port of the primary a replica follows.
 	Primary string `json:"primary,omitempty"`
+	// Syncs and SyncFailures count the node's syncs since it loaded the
+	// module: applied (or found current), and failed.
+	Syncs        uint64 `json:"syncs"`
+	SyncFailures uint64 `json:"sync_failures"`
 	// TriggerStats are the node's counters per trigger, in registration
 	// order, as many as fit in MaxStatsBytes; TriggersOmitted counts the
 	// rest.

@@ -320,6 +320,7 @@ func (s *syncer) heartbeat() (uint64, error) {
 	})
 	st := s.State()
 	h.LastError = st.LastError[:min(len(st.LastError), maxReportedError)]
+	h.Syncs, h.SyncFailures = st.Syncs, st.Failures
 	if !st.LastSyncAt.IsZero() {
 		h.LastSyncAt = st.LastSyncAt.UTC().Format(time.RFC3339)
 	}

@@ -50,6 +50,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	b.help("iungo_node_errors_total", "counter", "Trigger errors a node reported since its module loaded.")
 	b.help("iungo_node_triggers", "gauge", "Triggers a node runs.")
 	b.help("iungo_node_last_seen_timestamp_seconds", "gauge", "When iungo last heard from a node.")
+	b.help("iungo_node_syncs_total", "counter", "Syncs a node applied or found current since its module loaded.")
+	b.help("iungo_node_sync_failures_total", "counter", "Syncs that failed on a node since its module loaded.")
+	b.help("iungo_pushes_total", "counter", "Push answers since iungo-server started, by result: ok, failed, skipped (replicas).")
 	b.help("iungo_route_runs_total", "counter", "Runs of a route of the published version, summed over the nodes' reports.")
 	b.help("iungo_route_errors_total", "counter", "Errors of a route, summed over the nodes' reports.")
 	b.help("iungo_route_run_seconds_total", "counter", "Time the runs of a route took, summed over the nodes' reports.")
@@ -72,6 +75,8 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			b.add("iungo_node_errors_total", l, float64(n.Errors))
 			b.add("iungo_node_triggers", l, float64(n.Triggers))
 			b.add("iungo_node_last_seen_timestamp_seconds", l, float64(n.Node.LastSeen.UnixMilli())/1000)
+			b.add("iungo_node_syncs_total", l, float64(n.Syncs))
+			b.add("iungo_node_sync_failures_total", l, float64(n.SyncFailures))
 		}
 		keys := make([][2]string, 0, len(counts))
 		for k := range counts {
@@ -80,6 +85,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
 		for _, k := range keys {
 			b.add("iungo_nodes", nsl+","+label("health", k[0])+","+label("role", k[1]), float64(counts[k]))
+		}
+		for _, result := range []string{"ok", "failed", "skipped"} {
+			b.add("iungo_pushes_total", nsl+","+label("result", result), float64(s.pushes.get(ns.Name, result)))
 		}
 		routes, err := s.routesView(ns.Name)
 		if err != nil {

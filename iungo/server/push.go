@@ -60,7 +60,39 @@ func (s *Server) Push(ctx context.Context, name string) ([]PushResult, error) {
 		}()
 	}
 	wg.Wait()
+	s.pushes.count(name, results)
 	return results, nil
+}
+
+// pushCounts counts push answers per namespace and result since the
+// server started, for /metrics.
+type pushCounts struct {
+	mu sync.Mutex
+	m  map[[2]string]uint64 // {namespace, ok|failed|skipped}
+}
+
+func (p *pushCounts) count(ns string, results []PushResult) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[[2]string]uint64{}
+	}
+	for _, r := range results {
+		result := "ok"
+		switch {
+		case r.Error != "":
+			result = "failed"
+		case r.Skipped != "":
+			result = "skipped"
+		}
+		p.m[[2]string{ns, result}]++
+	}
+}
+
+func (p *pushCounts) get(ns, result string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[[2]string{ns, result}]
 }
 
 // Failed counts the results that are failures.

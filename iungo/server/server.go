@@ -33,6 +33,7 @@ type Server struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 
 	sessions sessions
+	pushes   pushCounts
 	ln       net.Listener
 	srv      *http.Server
 }

@@ -233,7 +233,7 @@ func postForm(t *testing.T, c *http.Client, u string, form url.Values, headers m
 // Ensure the UI asks for the admin token and then serves its pages, and a
 // script that does not compile is shown back with the compiler's message.
 func TestUI(t *testing.T) {
-	_, hs := mustOpenServer(t)
+	s, hs := mustOpenServer(t)
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noRedirect.Get(hs.URL + "/ui/ns/shop")
 	require.NoError(t, err)
@@ -268,6 +268,20 @@ func TestUI(t *testing.T) {
 	assert.Equal(t, 200, code)
 	assert.Contains(t, body2, "Not saved: script &#34;bad&#34; does not compile: line 1")
 	assert.Contains(t, body2, "return (", "the unsaved source comes back")
+
+	code, body2 = postForm(t, c, hs.URL+"/ui/namespaces", url.Values{"name": {"bad name"}, "token": {"t0k"}, "csrf": {csrf}}, nil)
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body2, "Namespace not created:")
+	assert.Contains(t, body2, `value="bad name"`, "the form keeps what was typed")
+	assert.Contains(t, body2, `value="t0k"`)
+
+	code, body2 = postForm(t, c, hs.URL+"/ui/ns/shop/delete", url.Values{"confirm": {"shoe"}, "csrf": {csrf}}, nil)
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body2, "not removed: type the namespace&#39;s name, shop, to confirm")
+	code, _ = postForm(t, c, hs.URL+"/ui/ns/shop/delete", url.Values{"confirm": {"shop"}, "csrf": {csrf}}, nil)
+	assert.Equal(t, 200, code)
+	_, err = s.Store.Namespace("shop")
+	require.ErrorIs(t, err, ErrNotFound, "removed once its name was typed")
 }
 
 // Ensure UI requests that change anything need the session's CSRF token

@@ -74,6 +74,8 @@ type Node struct {
 	Runs, Errors     uint64
 	Triggers         int
 	Primary          string // the primary a replica follows
+	Syncs            uint64
+	SyncFailures     uint64
 	// What its triggers' runs did, as its last heartbeat said.
 	TriggerStats    []iungo.TriggerStats `json:"trigger_stats"`
 	TriggersOmitted int                  `json:"triggers_omitted"`
@@ -167,6 +169,8 @@ var columnsAdded = []struct{ table, column, def string }{
 	{"versions", "message", "TEXT NOT NULL DEFAULT ''"},
 	{"namespaces", "try_user", "TEXT NOT NULL DEFAULT ''"},
 	{"namespaces", "try_password", "TEXT NOT NULL DEFAULT ''"},
+	{"nodes", "syncs", "INTEGER NOT NULL DEFAULT 0"},
+	{"nodes", "sync_failures", "INTEGER NOT NULL DEFAULT 0"},
 	{"nodes", "trigger_stats", "TEXT NOT NULL DEFAULT '[]'"},
 	{"nodes", "recent_errors", "TEXT NOT NULL DEFAULT '[]'"},
 }
@@ -636,10 +640,10 @@ func (s *Store) Heartbeat(ns, id string, h iungo.Health) (uint64, error) {
 		return 0, err
 	}
 	res, err := s.db.Exec(`UPDATE nodes SET last_seen = ?, namespace_version = ?, config_digest = ?, last_sync_at = ?,
-		last_error = ?, runs = ?, errors = ?, triggers = ?, role = ?, primary_address = ?, trigger_stats = ?, recent_errors = ?
-		WHERE ns = ? AND id = ?`,
+		last_error = ?, runs = ?, errors = ?, triggers = ?, role = ?, primary_address = ?, trigger_stats = ?, recent_errors = ?,
+		syncs = ?, sync_failures = ? WHERE ns = ? AND id = ?`,
 		now(), h.NamespaceVersion, h.ConfigDigest, h.LastSyncAt, h.LastError, h.Runs, h.Errors, h.Triggers, h.Role, h.Primary,
-		payload(stats), payload(nonNilErrors(h.RecentErrors)), ns, id)
+		payload(stats), payload(nonNilErrors(h.RecentErrors)), h.Syncs, h.SyncFailures, ns, id)
 	if err != nil {
 		return 0, err
 	}
@@ -755,7 +759,7 @@ func (s *Store) Digests(ns string, version uint64) (digest, paused string) {
 func (s *Store) Nodes(ns string) ([]Node, error) {
 	rows, err := s.db.Query(`SELECT id, address, valkey_version, module_version, role, registered_at, last_seen,
 		namespace_version, config_digest, last_sync_at, last_error, runs, errors, triggers, primary_address,
-		trigger_stats, recent_errors FROM nodes WHERE ns = ? ORDER BY id`, ns)
+		trigger_stats, recent_errors, syncs, sync_failures FROM nodes WHERE ns = ? ORDER BY id`, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -766,7 +770,7 @@ func (s *Store) Nodes(ns string) ([]Node, error) {
 		var reg, seen, stats, recent string
 		if err := rows.Scan(&n.ID, &n.Address, &n.ValkeyVersion, &n.ModuleVersion, &n.Role, &reg, &seen,
 			&n.NamespaceVersion, &n.ConfigDigest, &n.LastSyncAt, &n.LastError, &n.Runs, &n.Errors, &n.Triggers, &n.Primary,
-			&stats, &recent); err != nil {
+			&stats, &recent, &n.Syncs, &n.SyncFailures); err != nil {
 			return nil, err
 		}
 		var st struct {

@@ -48,6 +48,7 @@ type page struct {
 	New          bool
 	Name, Source string
 	CheckError   string
+	Token        string // what the new-namespace form had, when refused
 
 	Versions []VersionInfo
 	Version  VersionDetail
@@ -185,10 +186,13 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleUICreateNamespace(w http.ResponseWriter, r *http.Request) {
-	ns, err := s.Store.CreateNamespace(strings.TrimSpace(r.FormValue("name")), strings.TrimSpace(r.FormValue("token")))
+	name, token := strings.TrimSpace(r.FormValue("name")), strings.TrimSpace(r.FormValue("token"))
+	ns, err := s.Store.CreateNamespace(name, token)
 	if err != nil {
-		s.sessions.flash(sessionOf(r), "", errText(err))
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		// The form comes back as typed, with the reason.
+		list, _ := s.Store.Namespaces()
+		s.render(w, r, "namespaces", page{Title: "Namespaces", Namespaces: list, Name: name, Token: token,
+			Err: "Namespace not created: " + errText(err)})
 		return
 	}
 	s.back(w, r, ns.Name, nil, "Namespace "+ns.Name+" created; its node token is "+ns.Token)
