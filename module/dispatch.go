@@ -289,8 +289,8 @@ func (m *Module) recordError(t *Trigger, event, key, msg string) {
 	if len(t.Recent) == maxRecentErrors {
 		t.Recent = append(t.Recent[:0], t.Recent[1:]...)
 	}
-	t.Recent = append(t.Recent, RunError{At: now, Event: event, Key: key[:min(len(key), maxErrorKeyBytes)],
-		Line: iungo.ErrorLine(msg), Message: msg})
+	t.Recent = append(t.Recent, RunError{At: now, Event: textOf(event, iungo.MaxReportedEventBytes),
+		Key: textOf(key, iungo.MaxErrorKeyBytes), Line: iungo.ErrorLine(msg), Message: textOf(msg, iungo.MaxErrorMessageBytes)})
 	msg = now.UTC().Format("2006-01-02T15:04:05.000Z") + " event " + event + " on key " + quoteKey(key) + ": " + msg
 	t.Errors++
 	t.LastError = msg
@@ -319,8 +319,7 @@ func (m *Module) runReport() (stats []iungo.TriggerStats, omitted int, recent []
 		}
 		for _, e := range t.Recent {
 			recent = append(recent, iungo.RunError{Pattern: t.Pattern, Events: events,
-				At: e.At.UTC().Format("2006-01-02T15:04:05.000Z"), Event: textOf(e.Event, iungo.MaxReportedEventBytes),
-				Key: textOf(e.Key, iungo.MaxErrorKeyBytes), Line: e.Line, Message: textOf(e.Message, iungo.MaxErrorMessageBytes)})
+				At: e.At.UTC().Format("2006-01-02T15:04:05.000Z"), Event: e.Event, Key: e.Key, Line: e.Line, Message: e.Message})
 		}
 	}
 	slices.SortStableFunc(recent, func(a, b iungo.RunError) int { return strings.Compare(b.At, a.At) })

@@ -135,19 +135,17 @@ type RunStats struct {
 	Recent []RunError
 }
 
-// RunError is one failed or skipped run.
+// RunError is one failed or skipped run, its texts valid UTF-8 within
+// the bounds heartbeats report (iungo.MaxErrorKeyBytes, ...).
 type RunError struct {
 	At         time.Time
-	Event, Key string // Key at most maxErrorKeyBytes
-	Line       int    // of the script, 0 when unknown
+	Event, Key string
+	Line       int // of the script, 0 when unknown
 	Message    string
 }
 
-// Bounds of what a trigger keeps of its errors.
-const (
-	maxRecentErrors  = 3
-	maxErrorKeyBytes = 128
-)
+// maxRecentErrors is how many errors a trigger keeps.
+const maxRecentErrors = 3
 
 // ID identifies a trigger by pattern and normalised event list.
 func (t *Trigger) ID() string { return config.TriggerID(t.Pattern, t.Events) }

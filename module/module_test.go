@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -460,4 +461,17 @@ func TestTriggerTimesAndReset(t *testing.T) {
 	assert.Equal(t, "", tr["last_error"])
 	assert.Equal(t, before, tm.ctx.replicated, "counters are the node's own")
 	assert.Contains(t, tm.ctx.do("TRIGGER", "RESET", "nope", "set"), "no trigger for pattern")
+}
+
+// Ensure what a heartbeat reports of an error is valid UTF-8 within its
+// bound, cut on a character boundary: binary keys and long messages stay
+// readable and never push a heartbeat over the server's limits.
+func TestTextOf(t *testing.T) {
+	assert.Equal(t, "abc", textOf("abc", 10))
+	assert.Equal(t, "ab", textOf("abc", 2))
+	assert.Equal(t, "a", textOf("aé", 2), "é takes two bytes")
+	assert.Equal(t, "a\uFFFDb", textOf("a\xffb", 10))
+	got := textOf(strings.Repeat("é", 300), 128)
+	assert.True(t, utf8.ValidString(got))
+	assert.LessOrEqual(t, len(got), 128)
 }

@@ -23,14 +23,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 // metrics lets in the metrics token (if set) or the admin token: a
 // Prometheus scraper needs to read, never to change anything.
 func (s *Server) metrics(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		t := bearer(r)
-		if !(s.MetricsToken != "" && equalTokens(t, s.MetricsToken)) && !equalTokens(t, s.AdminToken) {
-			apiError(w, fmt.Errorf("%w: wrong or missing metrics token", errUnauthorized))
-			return
-		}
-		h(w, r)
-	}
+	return withBearer("metrics token", func() []string { return []string{s.MetricsToken, s.AdminToken} }, h)
 }
 
 // handleMetrics is GET /metrics in Prometheus' text format: namespaces,

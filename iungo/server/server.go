@@ -315,12 +315,21 @@ func (s *Server) handlePart(w http.ResponseWriter, r *http.Request, ns Namespace
 // admin checks the admin token in the Authorization header. The UI's
 // session cookie is not enough here: a browser sends it on its own.
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
+	return withBearer("admin token", func() []string { return []string{s.AdminToken} }, h)
+}
+
+// withBearer runs h for requests whose bearer token is one of tokens();
+// empty tokens let nobody in.
+func withBearer(what string, tokens func() []string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !equalTokens(bearer(r), s.AdminToken) {
-			apiError(w, fmt.Errorf("%w: wrong or missing admin token", errUnauthorized))
-			return
+		t := bearer(r)
+		for _, want := range tokens() {
+			if equalTokens(t, want) {
+				h(w, r)
+				return
+			}
 		}
-		h(w, r)
+		apiError(w, fmt.Errorf("%w: wrong or missing %s", errUnauthorized, what))
 	}
 }
 
