@@ -200,6 +200,10 @@ func TestUIBrowserIntegration(t *testing.T) {
 	routes := p.text("#routes")
 	assert.Contains(t, routes, "line 2: cannot perform mul operation between nil and number")
 	assert.Regexp(t, `bad:7\s+2\s`, routes, "the key, then the line")
+	// The line links to the script, the line marked.
+	p.do(chromedp.Click(`//table[@id="routes"]//a[@class="line"]`), chromedp.WaitVisible("#gutter .err-line"))
+	assert.Equal(t, "2", p.text("#gutter .err-line"))
+	assert.Contains(t, p.eval("location.pathname"), "/scripts/double")
 
 	// Dry run of the draft on the node: the error's line is marked; a
 	// writing script lists its write, which does not run.

@@ -282,6 +282,10 @@ func (m *Module) skipAll(j job, why string, counter *uint64) {
 	}
 }
 
+// maxErrorBytes bounds an error message in last_error and the log: a
+// script can raise one of any size.
+const maxErrorBytes = 4096
+
 // recordError records a failed or skipped run of t for an event on a key:
 // last_error and the log line say when, which event, which key and what.
 func (m *Module) recordError(t *Trigger, event, key, msg string) {
@@ -291,6 +295,9 @@ func (m *Module) recordError(t *Trigger, event, key, msg string) {
 	}
 	t.Recent = append(t.Recent, RunError{At: now, Event: textOf(event, iungo.MaxReportedEventBytes),
 		Key: textOf(key, iungo.MaxErrorKeyBytes), Line: iungo.ErrorLine(msg), Message: textOf(msg, iungo.MaxErrorMessageBytes)})
+	if len(msg) > maxErrorBytes {
+		msg = textOf(msg, maxErrorBytes) + "... (" + strconv.Itoa(len(msg)) + " bytes in all)"
+	}
 	msg = now.UTC().Format("2006-01-02T15:04:05.000Z") + " event " + event + " on key " + quoteKey(key) + ": " + msg
 	t.Errors++
 	t.LastError = msg

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/valkey-iungo/valkey-iungo/config"
+	"github.com/valkey-iungo/valkey-iungo/iungo"
 	"github.com/valkey-iungo/valkey-iungo/scripting"
 )
 
@@ -474,4 +475,18 @@ func TestTextOf(t *testing.T) {
 	got := textOf(strings.Repeat("é", 300), 128)
 	assert.True(t, utf8.ValidString(got))
 	assert.LessOrEqual(t, len(got), 128)
+}
+
+// Ensure a huge error message is cut in last_error and the log, and says
+// how large it was: a script chooses its error's size.
+func TestHugeErrorBounded(t *testing.T) {
+	tm := newTestModule(t)
+	tm.mustDo(t, "SCRIPT", "SET", "loud", "error(string.rep('x', 100000))")
+	tm.mustDo(t, "TRIGGER", "SET", "k", "set", "loud")
+	tm.ctx.event("set", "k")
+	tr := tm.Triggers()[0]
+	assert.Less(t, len(tr.LastError), maxErrorBytes+200)
+	assert.Contains(t, tr.LastError, "xxxx... (")
+	assert.Contains(t, tr.LastError, " bytes in all)")
+	assert.LessOrEqual(t, len(tr.Recent[0].Message), iungo.MaxErrorMessageBytes)
 }

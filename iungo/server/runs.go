@@ -43,9 +43,11 @@ type RouteNode struct {
 	iungo.TriggerStats
 }
 
-// NodeError is an error as one node reported it.
+// NodeError is an error as one node reported it, with the script of its
+// route in the published version ("" when that route is gone).
 type NodeError struct {
-	Node string `json:"node"`
+	Node   string `json:"node"`
+	Script string `json:"script"`
 	iungo.RunError
 }
 
@@ -83,10 +85,12 @@ func (s *Server) routesView(ns string) (RoutesView, error) {
 		}
 		for _, e := range n.RecentErrors {
 			ne := NodeError{Node: n.ID, RunError: e}
-			v.RecentErrors = append(v.RecentErrors, ne)
-			if i, ok := index[iungo.TriggerKey{Pattern: e.Pattern, Events: e.Events}]; ok {
+			i, ok := index[iungo.TriggerKey{Pattern: e.Pattern, Events: e.Events}]
+			if ok {
+				ne.Script = v.Routes[i].Script
 				v.Routes[i].RecentErrors = append(v.Routes[i].RecentErrors, ne)
 			}
+			v.RecentErrors = append(v.RecentErrors, ne)
 		}
 	}
 	v.RecentErrors = newest(v.RecentErrors, errorsShown)

@@ -24,7 +24,7 @@ var pages = map[string]*template.Template{}
 
 func init() {
 	for _, name := range []string{"login", "namespaces", "namespace", "script", "publish", "versions", "version", "node"} {
-		pages[name] = template.Must(template.New(name).Funcs(template.FuncMap{"usec": usec}).
+		pages[name] = template.Must(template.New(name).Funcs(template.FuncMap{"usec": usec, "errorList": errorList}).
 			ParseFS(uiFiles, "ui/layout.html", "ui/diff.html", "ui/"+name+".html"))
 	}
 }
@@ -470,6 +470,15 @@ func (s *Server) handleUIRollback(w http.ResponseWriter, r *http.Request) {
 	s.back(w, r, ns, err, fmt.Sprintf("Rolled back: version %d has the content of version %d; nodes take it at their next heartbeat, or now with Push to nodes.", nv, v))
 }
 
+// errorListView is what the errors template shows: a namespace's errors,
+// whose lines link to its scripts.
+type errorListView struct {
+	Namespace string
+	Errors    []NodeError
+}
+
+func errorList(ns string, errs []NodeError) errorListView { return errorListView{ns, errs} }
+
 // handleUINode shows one node: its health and what its triggers did.
 func (s *Server) handleUINode(w http.ResponseWriter, r *http.Request) {
 	ns, id := r.PathValue("ns"), r.PathValue("id")
@@ -482,8 +491,11 @@ func (s *Server) handleUINode(w http.ResponseWriter, r *http.Request) {
 		if n.ID == id {
 			n.LastSeen = publishedAt(n.LastSeen)
 			var errs []NodeError
-			for _, e := range n.RecentErrors {
-				errs = append(errs, NodeError{Node: id, RunError: e})
+			routes, _ := s.routesView(ns)
+			for _, e := range routes.RecentErrors {
+				if e.Node == id {
+					errs = append(errs, e)
+				}
 			}
 			s.render(w, r, "node", page{Title: "Node " + id, Namespace: ns, Node: n, RecentErrors: errs})
 			return
