@@ -39,6 +39,7 @@ func goOnLoad(ctx *C.ValkeyModuleCtx, argv **C.ValkeyModuleString, argc C.int) (
 	}()
 	if err := load(ctx, readArgs(argv, argc, 0)); err != nil {
 		logLine(module.LogWarning, "iungo: "+strings.TrimPrefix(err.Error(), "ERR ")+". Load refused.")
+		mod = nil
 		return 0
 	}
 	return 1

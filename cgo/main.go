@@ -74,6 +74,34 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 		Store:           cstore{},
 		MigrationEvents: func() uint64 { return uint64(C.iungo_migration_events()) },
 	})
+	m.SetServerVersion(version)
+	mod = m // the config callbacks below reach it
+	for i, o := range module.NumericOptions {
+		name := C.CString(o.Name)
+		ok := C.iungo_register_numeric(ctx, name, C.longlong(o.Default), C.longlong(o.Min), C.longlong(o.Max), C.int(i))
+		C.free(unsafe.Pointer(name))
+		if ok == 0 {
+			return fmt.Errorf("cannot register the config iungo.%s", o.Name)
+		}
+	}
+	for i, o := range module.StringOptions {
+		name, def := C.CString(o.Name), C.CString(o.Default)
+		ok := C.iungo_register_string(ctx, name, def, C.int(i), boolInt(o.Sensitive))
+		C.free(unsafe.Pointer(name))
+		C.free(unsafe.Pointer(def))
+		if ok == 0 {
+			return fmt.Errorf("cannot register the config iungo.%s", o.Name)
+		}
+	}
+	if C.iungo_load_configs(ctx) == 0 {
+		return fmt.Errorf("the iungo.* lines of the server config were refused; see the lines above")
+	}
+	if err := m.ApplyArgs(args); err != nil {
+		return err
+	}
+	// The subcommands come after everything a user's input can refuse:
+	// Valkey 8.1.0-8.1.4 may crash freeing the subcommands of a module
+	// whose load fails (valkey-io/valkey#2753).
 	category := C.iungo_add_acl_category(ctx) != 0
 	if !category {
 		logLine(module.LogNotice, "iungo: this server has no module ACL categories (Valkey 8.0+); the IUNGO subcommands are not in @iungo")
@@ -101,34 +129,6 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 			return fmt.Errorf("cannot create the subcommand IUNGO %s", strings.ToUpper(noun.Name))
 		}
 	}
-	m.SetServerVersion(version)
-	mod = m // the config callbacks below reach it
-	for i, o := range module.NumericOptions {
-		name := C.CString(o.Name)
-		ok := C.iungo_register_numeric(ctx, name, C.longlong(o.Default), C.longlong(o.Min), C.longlong(o.Max), C.int(i))
-		C.free(unsafe.Pointer(name))
-		if ok == 0 {
-			return fmt.Errorf("cannot register the config iungo.%s", o.Name)
-		}
-	}
-	for i, o := range module.StringOptions {
-		name, def := C.CString(o.Name), C.CString(o.Default)
-		ok := C.iungo_register_string(ctx, name, def, C.int(i), boolInt(o.Sensitive))
-		C.free(unsafe.Pointer(name))
-		C.free(unsafe.Pointer(def))
-		if ok == 0 {
-			return fmt.Errorf("cannot register the config iungo.%s", o.Name)
-		}
-	}
-	if C.iungo_load_configs(ctx) == 0 {
-		return fmt.Errorf("the iungo.* lines of the server config were refused; see the lines above")
-	}
-	if err := m.ApplyArgs(args); err != nil {
-		return err
-	}
-	// Once the startup load is over: the manifest again (it wins over
-	// what the data restored), then the sync with iungo.
-	C.iungo_after_startup(ctx)
 	if C.iungo_register_info(ctx) == 0 {
 		return fmt.Errorf("cannot register the INFO section")
 	}
@@ -148,6 +148,10 @@ func load(ctx *C.ValkeyModuleCtx, args []string) error {
 		return fmt.Errorf("cannot watch replication role changes")
 	}
 	nodeAddress = defaultAddress(ctx, cluster)
+	// Once the startup load is over: the manifest again (it wins over
+	// what the data restored), then the sync with iungo. Last, so that no
+	// timer outlives a refused load.
+	C.iungo_after_startup(ctx)
 	logLine(module.LogNotice, fmt.Sprintf("iungo %s loaded on Valkey %s", module.ModuleVersion, serverVersion))
 	return nil
 }
