@@ -301,6 +301,24 @@ func goAfterStartup(ctx *C.ValkeyModuleCtx) {
 		opts.NodeID = C.GoStringN(&buf[0], C.int(C.iungo_cluster_myid(ctx, &buf[0], C.size_t(len(buf)))))
 	}
 	mod.StartSync(lockServer{}, opts)
+	after(serverCtx{ctx}, 0, tickCrons)
+}
+
+// tickCrons runs a due cron, if any, on the main thread, and ticks again:
+// the module's timer runs as long as the server does.
+func tickCrons(x serverCtx) {
+	next := time.Second
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				logPanic("a cron tick", r)
+			}
+		}()
+		C.iungo_run_begin(x.c)
+		defer C.iungo_run_end(x.c)
+		next = mod.Tick(x, time.Now())
+	}()
+	after(x, next, tickCrons)
 }
 
 //export goRoleChanged

@@ -485,16 +485,24 @@ static int on_event(ValkeyModuleCtx *ctx, int type, const char *event, ValkeyMod
 static ValkeyModuleUser *module_user, *named_user;
 static void attach_module_user(ValkeyModuleCtx *ctx);
 
-/* A job runs as the module's own user unless Go attaches the script user
- * (iungo_attach_user); it ends with no user attached. */
-static void run_job(ValkeyModuleCtx *ctx, void *pd) {
+/* A run (a job's, a cron's) is as the module's own user unless Go attaches
+ * the script user (iungo_attach_user); it ends with no user attached. */
+void iungo_run_begin(ValkeyModuleCtx *ctx) {
     attach_module_user(ctx);
-    goRunJob(ctx, (uint64_t)(uintptr_t)pd, GetSelectedDb(ctx));
+}
+
+void iungo_run_end(ValkeyModuleCtx *ctx) {
     SetContextUser(ctx, NULL);
     if (named_user) {
         FreeModuleUser(named_user);
         named_user = NULL;
     }
+}
+
+static void run_job(ValkeyModuleCtx *ctx, void *pd) {
+    iungo_run_begin(ctx);
+    goRunJob(ctx, (uint64_t)(uintptr_t)pd, GetSelectedDb(ctx));
+    iungo_run_end(ctx);
 }
 
 static int on_command(ValkeyModuleCtx *ctx, ValkeyModuleString **argv, int argc) {

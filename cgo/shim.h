@@ -143,6 +143,8 @@ int iungo_command_readonly(ValkeyModuleCtx *ctx, const char *name, size_t len);
 size_t iungo_cluster_myid(ValkeyModuleCtx *ctx, char *buf, size_t size);
 /* Calls goTimer(id) on the main thread in ms milliseconds. */
 void iungo_timer(ValkeyModuleCtx *ctx, long long ms, uint64_t id);
+void iungo_run_begin(ValkeyModuleCtx *ctx);
+void iungo_run_end(ValkeyModuleCtx *ctx);
 /* Whether an AOF rewrite child is running (INFO persistence). */
 int iungo_aof_rewrite_in_progress(ValkeyModuleCtx *ctx);
 

@@ -27,6 +27,7 @@ type Config struct {
 	Scripts []ScriptDef // by name
 	// Triggers in registration order, which is the order they run in.
 	Triggers []TriggerDef
+	Crons    []CronDef // by name
 }
 
 // Origin identifies a configuration published by iungo: the namespace's
@@ -51,6 +52,29 @@ type TriggerDef struct {
 	Events  string // as IUNGO TRIGGER SET takes it, e.g. "hset,set" or "*"
 	Script  string
 	Enabled bool
+}
+
+// CronDef is a cron as configured, and when it last ran.
+type CronDef struct {
+	Name     string
+	Schedule string
+	Script   string
+	Enabled  bool
+	// Since is the time (Unix ms) after which the schedule's times are
+	// due: the scheduled time of the last run, or when the cron was set or
+	// enabled since; 0 until the primary first sees it. LastRun is the
+	// scheduled time of the last run, 0 for none. State that travels with
+	// the configuration (RDB, AOF, replication, DUMP) so that one scheduled
+	// time runs once, on whichever node is primary; Digest leaves it out.
+	Since, LastRun int64
+}
+
+// CheckCron checks a cron's name and schedule, as IUNGO CRON SET does.
+func CheckCron(name, schedule string) (Schedule, error) {
+	if err := CheckName("cron name", name); err != nil {
+		return Schedule{}, err
+	}
+	return ParseSchedule(schedule)
 }
 
 // Limits on names and patterns.

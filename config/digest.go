@@ -13,7 +13,9 @@ import (
 // and the paused flag. It leaves out where the configuration came from and
 // the node's revision, so two nodes with the same configuration have the
 // same digest however they got it (IUNGO commands, iungo, RDB, AOF,
-// replication). It is "sha256:" and 64 hex digits.
+// replication). It is "sha256:" and 64 hex digits. Crons are left out:
+// iungo does not manage them yet, and a node's crons must not make it look
+// out of step with its namespace.
 func Digest(c Config) string {
 	scripts := slices.Clone(c.Scripts)
 	slices.SortFunc(scripts, func(a, b ScriptDef) int { return strings.Compare(a.Name, b.Name) })

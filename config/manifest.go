@@ -20,14 +20,16 @@ import (
 //	script order-points order-points.lua   # file relative to the manifest
 //	trigger order:* hset order-points [enabled|disabled]
 //	trigger "key with spaces:*" del,expired order-points
+//	cron daily-coupons "0 0 * * *" coupons [enabled|disabled]
 //
 // Fields are separated by spaces; a field in double quotes may hold spaces,
-// '#' and Go escapes such as \x00. Triggers may only use scripts the
-// manifest defines.
+// '#' and Go escapes such as \x00. Triggers and crons may only use scripts
+// the manifest defines.
 type Manifest struct {
 	Path     string
 	Scripts  []ScriptDef
 	Triggers []TriggerDef
+	Crons    []CronDef
 	Classes  *Class // nil: the manifest does not set them
 	Paused   *bool
 }
@@ -46,10 +48,12 @@ func LoadManifest(path string) (*Manifest, error) {
 	mf := &Manifest{Path: abs}
 	defined := map[string]bool{}
 	triggerLines := map[string]int{}
-	var usedAt []struct {
-		line   int
-		script string
+	cronLines := map[string]int{}
+	type use struct {
+		line         int
+		what, script string
 	}
+	var usedAt []use
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -95,26 +99,34 @@ func LoadManifest(path string) (*Manifest, error) {
 			if err != nil {
 				return nil, fail("%v", err)
 			}
-			enabled := true
-			if len(args) == 4 {
-				switch args[3] {
-				case "enabled":
-				case "disabled":
-					enabled = false
-				default:
-					return nil, fail("trigger state %q: use enabled or disabled", args[3])
-				}
+			enabled, err := parseState(args[3:])
+			if err != nil {
+				return nil, fail("trigger %v", err)
 			}
 			id := TriggerID(args[0], evs)
 			if prev, dup := triggerLines[id]; dup {
 				return nil, fail("trigger %q %s is already defined on line %d", args[0], FormatEvents(evs), prev)
 			}
 			triggerLines[id] = line
-			usedAt = append(usedAt, struct {
-				line   int
-				script string
-			}{line, args[2]})
+			usedAt = append(usedAt, use{line, "trigger", args[2]})
 			mf.Triggers = append(mf.Triggers, TriggerDef{Pattern: args[0], Events: FormatEvents(evs), Script: args[2], Enabled: enabled})
+		case "cron":
+			if len(args) < 3 || len(args) > 4 {
+				return nil, fail("want: cron <name> \"<schedule>\" <script> [enabled|disabled]")
+			}
+			if _, err := CheckCron(args[0], args[1]); err != nil {
+				return nil, fail("cron %q: %v", args[0], err)
+			}
+			enabled, err := parseState(args[3:])
+			if err != nil {
+				return nil, fail("cron %v", err)
+			}
+			if prev, dup := cronLines[args[0]]; dup {
+				return nil, fail("cron %q is already defined on line %d", args[0], prev)
+			}
+			cronLines[args[0]] = line
+			usedAt = append(usedAt, use{line, "cron", args[2]})
+			mf.Crons = append(mf.Crons, CronDef{Name: args[0], Schedule: args[1], Script: args[2], Enabled: enabled})
 		case "events":
 			c, err := ParseClasses(args)
 			if err != nil {
@@ -128,7 +140,7 @@ func LoadManifest(path string) (*Manifest, error) {
 			p := args[0] == "yes"
 			mf.Paused = &p
 		default:
-			return nil, fail("unknown directive %q; use script, trigger, events or paused", dir)
+			return nil, fail("unknown directive %q; use script, trigger, cron, events or paused", dir)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -136,10 +148,21 @@ func LoadManifest(path string) (*Manifest, error) {
 	}
 	for _, u := range usedAt {
 		if !defined[u.script] {
-			return nil, fmt.Errorf("manifest %s:%d: trigger uses script %q, which the manifest does not define", abs, u.line, u.script)
+			return nil, fmt.Errorf("manifest %s:%d: %s uses script %q, which the manifest does not define", abs, u.line, u.what, u.script)
 		}
 	}
 	return mf, nil
+}
+
+// parseState reads the optional last field of a trigger or cron line.
+func parseState(args []string) (bool, error) {
+	if len(args) == 0 || args[0] == "enabled" {
+		return true, nil
+	}
+	if args[0] == "disabled" {
+		return false, nil
+	}
+	return false, fmt.Errorf("state %q: use enabled or disabled", args[0])
 }
 
 // splitFields splits a line into fields, honouring double quotes and
@@ -182,8 +205,8 @@ func splitFields(line string) ([]string, error) {
 
 // Overlay returns c with the manifest applied on top: its scripts replace
 // those of the same name, its triggers set the script and state of the same
-// (pattern, events) or are added, and its events and paused lines, when
-// present, replace the current ones.
+// (pattern, events) or are added, its crons replace those of the same name,
+// and its events and paused lines, when present, replace the current ones.
 func (mf *Manifest) Overlay(c Config) Config {
 	out := Config{Revision: c.Revision, Origin: c.Origin, Classes: c.Classes, Paused: c.Paused}
 	defined := map[string]bool{}
@@ -218,11 +241,37 @@ func (mf *Manifest) Overlay(c Config) Config {
 			out.Triggers = append(out.Triggers, t)
 		}
 	}
+	out.Crons = OverlayCrons(c.Crons, mf.Crons)
 	if mf.Classes != nil {
 		out.Classes = *mf.Classes
 	}
 	if mf.Paused != nil {
 		out.Paused = *mf.Paused
+	}
+	return out
+}
+
+// OverlayCrons returns cur with over's crons replacing those of the same
+// name, by name. A cron whose schedule and state stay keeps when it last
+// ran; any other starts over from when the primary first sees it.
+func OverlayCrons(cur, over []CronDef) []CronDef {
+	byName := map[string]CronDef{}
+	for _, c := range cur {
+		byName[c.Name] = c
+	}
+	for _, c := range over {
+		if old, ok := byName[c.Name]; ok && old.Schedule == c.Schedule && old.Enabled == c.Enabled {
+			c.Since, c.LastRun = old.Since, old.LastRun
+		}
+		byName[c.Name] = c
+	}
+	out := make([]CronDef, 0, len(byName))
+	for _, c := range byName {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b CronDef) int { return strings.Compare(a.Name, b.Name) })
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }

@@ -189,6 +189,49 @@ func (s Schedule) Next(t time.Time) time.Time {
 	return time.Time{}
 }
 
+// Latest returns the last time of the schedule strictly after after and
+// not after upTo, or the zero time if there is none: the one run a cron
+// owes after a gap, however long.
+func (s Schedule) Latest(after, upTo time.Time) time.Time {
+	if !upTo.After(after) {
+		return time.Time{}
+	}
+	if s.every > 0 {
+		d := int64(s.every)
+		n := upTo.UnixNano()
+		last := n / d * d
+		if n < 0 && n%d != 0 {
+			last -= d
+		}
+		if t := time.Unix(0, last).UTC(); t.After(after) {
+			return t
+		}
+		return time.Time{}
+	}
+	// Look back in growing windows: the first that holds a time holds few.
+	for _, back := range []time.Duration{time.Minute, time.Hour, 24 * time.Hour, 32 * 24 * time.Hour, 366 * 24 * time.Hour, 9 * 366 * 24 * time.Hour} {
+		from := upTo.Add(-back)
+		if !from.After(after) {
+			from = after
+		}
+		t := s.Next(from)
+		if t.IsZero() || t.After(upTo) {
+			if from.Equal(after) {
+				return time.Time{}
+			}
+			continue
+		}
+		for {
+			next := s.Next(t)
+			if next.IsZero() || next.After(upTo) {
+				return t
+			}
+			t = next
+		}
+	}
+	return time.Time{}
+}
+
 func (s Schedule) dayMatches(t time.Time) bool {
 	dom, dow := s.dom&(1<<t.Day()) != 0, s.dow&(1<<int(t.Weekday())) != 0
 	if s.domStar || s.dowStar {

@@ -112,6 +112,42 @@ func TestScheduleNextMatchesSearch(t *testing.T) {
 	assert.Greater(t, checked, 200)
 }
 
+// Ensure Latest gives the last time a minute-by-minute search back from
+// upTo finds after after, for random schedules and gaps up to two months,
+// and for @every.
+func TestScheduleLatest(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	specs := []string{"* * * * *", "*/15 * * * *", "0 0 * * *", "30 2 * * mon", "0 0 1 * *", "0 12 29 2 *", "5-10 3,4 * * *"}
+	checked := 0
+	for i := 0; i < 400; i++ {
+		spec := specs[r.IntN(len(specs))]
+		s, err := ParseSchedule(spec)
+		require.NoError(t, err)
+		after := utc("2026-01-01 00:00:00").Add(time.Duration(r.IntN(365*24*3600)) * time.Second)
+		upTo := after.Add(time.Duration(r.IntN(60*24*3600)) * time.Second)
+		var want time.Time
+		for m := upTo.Truncate(time.Minute); m.After(after); m = m.Add(-time.Minute) {
+			if s.matches(m) {
+				want = m
+				break
+			}
+		}
+		require.Equal(t, want, s.Latest(after, upTo), "%s after %v up to %v", spec, after, upTo)
+		if !want.IsZero() {
+			checked++
+		}
+	}
+	assert.Greater(t, checked, 200)
+	every, err := ParseSchedule("@every 10s")
+	require.NoError(t, err)
+	assert.Equal(t, utc("2026-03-01 10:00:20"), every.Latest(utc("2026-03-01 10:00:00"), utc("2026-03-01 10:00:29")))
+	assert.True(t, every.Latest(utc("2026-03-01 10:00:20"), utc("2026-03-01 10:00:29")).IsZero(), "nothing after the last run")
+	assert.Equal(t, utc("2026-03-01 10:00:30"), every.Latest(utc("2026-03-01 10:00:20"), utc("2026-03-01 10:00:30")))
+	year, err := ParseSchedule("0 0 1 1 *")
+	require.NoError(t, err)
+	assert.Equal(t, utc("2027-01-01 00:00:00"), year.Latest(utc("2020-06-01 00:00:00"), utc("2027-05-01 00:00:00")), "a gap of years costs a few steps")
+}
+
 // matches is the plain definition Next must agree with.
 func (s Schedule) matches(t time.Time) bool {
 	return s.minute&(1<<t.Minute()) != 0 && s.hour&(1<<t.Hour()) != 0 && s.month&(1<<int(t.Month())) != 0 && s.dayMatches(t)

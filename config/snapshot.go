@@ -15,6 +15,7 @@ import (
 //	'O' namespace-id digest                      at most once: where from iungo
 //	'S' name source                              a script
 //	'T' pattern events script enabled            a trigger, in registration order
+//	'C' name schedule script enabled since last-run   a cron (times in Unix ms)
 //
 // The C shim frames the same records in a forked child (aux_save2), where
 // Go must not run: records are built here and kept there.
@@ -24,6 +25,7 @@ const (
 	tagOrigin     = 'O'
 	tagScript     = 'S'
 	tagTrigger    = 'T'
+	tagCron       = 'C'
 )
 
 func appendString(b []byte, s string) []byte {
@@ -68,6 +70,16 @@ func TriggerRecord(pattern, events, script string, enabled bool) []byte {
 	return appendBool(b, enabled)
 }
 
+// CronRecord encodes a cron.
+func CronRecord(c CronDef) []byte {
+	b := appendString([]byte{tagCron}, c.Name)
+	b = appendString(b, c.Schedule)
+	b = appendString(b, c.Script)
+	b = appendBool(b, c.Enabled)
+	b = binary.AppendUvarint(b, uint64(max(c.Since, 0)))
+	return binary.AppendUvarint(b, uint64(max(c.LastRun, 0)))
+}
+
 // FrameSnapshot frames records into a snapshot; the C store does the same.
 func FrameSnapshot(records ...[]byte) []byte {
 	b := []byte(SnapshotMagic)
@@ -99,21 +111,33 @@ func NewFrame(records [][]byte) Frame {
 	return Frame{buf: buf, crc: crc32.ChecksumIEEE(buf)}
 }
 
+// With returns the frame with more records after those it holds.
+func (f Frame) With(records [][]byte) Frame {
+	for _, r := range records {
+		f.buf = append(f.buf, r...)
+		f.crc = crc32.Update(f.crc, crc32.IEEETable, r)
+	}
+	return f
+}
+
 // Finish appends the header and the checksum; the frame is used up.
 func (f Frame) Finish(header []byte) []byte {
 	b := append(f.buf, header...)
 	return binary.LittleEndian.AppendUint32(b, crc32.Update(f.crc, crc32.IEEETable, header))
 }
 
-// Records encodes the scripts and triggers of c.
+// Records encodes the scripts, triggers and crons of c, in that order.
 func Records(c *Config) [][]byte {
-	records := make([][]byte, 0, len(c.Scripts)+len(c.Triggers))
+	records := make([][]byte, 0, len(c.Scripts)+len(c.Triggers)+len(c.Crons))
 	for _, s := range c.Scripts {
 		records = append(records, ScriptRecord(s.Name, s.Source))
 	}
 	for _, t := range c.Triggers {
 		evs, _ := ParseEvents(t.Events)
 		records = append(records, TriggerRecord(t.Pattern, FormatEvents(evs), t.Script, t.Enabled))
+	}
+	for _, cr := range c.Crons {
+		records = append(records, CronRecord(cr))
 	}
 	return records
 }
@@ -157,6 +181,9 @@ func Decode(b []byte) (Config, error) {
 			c.Scripts = append(c.Scripts, ScriptDef{Name: d.string(), Source: d.string()})
 		case tagTrigger:
 			c.Triggers = append(c.Triggers, TriggerDef{Pattern: d.string(), Events: d.string(), Script: d.string(), Enabled: d.bool()})
+		case tagCron:
+			c.Crons = append(c.Crons, CronDef{Name: d.string(), Schedule: d.string(), Script: d.string(), Enabled: d.bool(),
+				Since: int64(d.uvarint()), LastRun: int64(d.uvarint())})
 		default:
 			return c, fmt.Errorf("unknown record tag %q at byte %d", tag, d.pos())
 		}

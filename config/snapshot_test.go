@@ -19,7 +19,19 @@ func sampleConfig() Config {
 			{Pattern: "order:*", Events: "hset,set", Script: "a", Enabled: true},
 			{Pattern: "bin:\x00\xff", Events: "*", Script: "b", Enabled: false},
 		},
+		Crons: []CronDef{
+			{Name: "daily", Schedule: "0 0 * * *", Script: "a", Enabled: true, Since: 1796515200000, LastRun: 1796515200000},
+			{Name: "tick", Schedule: "@every 10s", Script: "b"},
+		},
 	}
+}
+
+// Ensure crons stay out of the digest: iungo does not manage them yet.
+func TestDigestLeavesOutCrons(t *testing.T) {
+	c := sampleConfig()
+	withCrons := Digest(c)
+	c.Crons = nil
+	assert.Equal(t, Digest(c), withCrons)
 }
 
 // Ensure a snapshot decodes to what was encoded.

@@ -58,6 +58,12 @@ func init() {
 		{"trigger list", "", 0, kindRead, "List the triggers in registration order with their counters and last error.", cmdTriggerList},
 		{"trigger reset", "<key-pattern> <events>", 2, kindLocal, "Zero a trigger's counters on this node: runs, errors, last error, run times.", cmdTriggerReset},
 		{"trigger match", "<key> [<event>]", -1, kindRead, "List the triggers whose pattern matches <key>, in the order they would run, each with fires 1 or 0 and, for 0, why not (disabled, paused, event class off, other event). Without <event>, says whether each would fire for one of its events.", cmdTriggerMatch},
+		{"cron set", "<name> <schedule> <script>", 3, kindManage, "Create the cron <name>, or change its schedule or script: <script> runs at the times of <schedule> (a 5-field cron expression in UTC, or @every <duration> of 1s or more), on the primary, with KEYS empty, ARGV[1] = <name> and ARGV[2] = the scheduled time in Unix seconds. A new schedule starts from now.", cmdCronSet},
+		{"cron unset", "<name>", 1, kindManage, "Remove a cron.", cmdCronUnset},
+		{"cron enable", "<name>", 1, kindManage, "Enable a cron; the times it missed while disabled do not run.", cmdCronEnable(true)},
+		{"cron disable", "<name>", 1, kindManage, "Disable a cron; it keeps its counters.", cmdCronEnable(false)},
+		{"cron list", "", 0, kindRead, "List the crons by name with their schedule, next and last run, counters and last error.", cmdCronList},
+		{"cron mark", "<name> <unix-ms> [RAN]", -2, kindManage, "Internal: the primary replicates it with each run (and when it first sees a cron) so that a scheduled time runs once, on whichever node is primary.", cmdCronMark},
 		{"event set", "<class> [<class> ...]", -1, kindManage, "Enable event classes: names (generic, string, list, set, hash, zset, stream, expired, evicted, keymiss, new, module, all) or letters (g$lshztxemndA), comma- or space-separated.", cmdEventSet(true)},
 		{"event unset", "<class> [<class> ...]", -1, kindManage, "Disable event classes; their events fire nothing.", cmdEventSet(false)},
 		{"event list", "", 0, kindRead, "List the enabled event classes.", cmdEventList},
@@ -254,7 +260,7 @@ func (m *Module) allowed(ctx Ctx, c *command) error {
 	if f&FlagReplica != 0 {
 		return &Error{Code: "READONLY", Message: "this server is a replica; change triggers on its primary, which replicates them here"}
 	}
-	if o := m.sync.options(); c.kind == kindManage && o.Endpoint != "" {
+	if o := m.sync.options(); c.kind == kindManage && o.Endpoint != "" && !strings.HasPrefix(c.name, "cron ") {
 		// iungo's next sync would revert the change without a word.
 		return errorf("this node follows iungo namespace %q (iungo.endpoint is set): change the configuration in iungo, or CONFIG SET iungo.endpoint \"\" to manage it with IUNGO %s", o.Namespace, strings.ToUpper(c.name))
 	}
@@ -385,18 +391,24 @@ func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 		replyTrigger(w, t, 9)
 		w.ReplyString("enabled")
 		w.ReplyInt(boolInt(t.Enabled))
-		w.ReplyString("runs")
-		w.ReplyInt(int64(t.Runs))
-		w.ReplyString("errors")
-		w.ReplyInt(int64(t.Errors))
-		w.ReplyString("last_error")
-		w.ReplyString(t.LastError)
-		w.ReplyString("run_us_total")
-		w.ReplyInt(t.RunTime.Microseconds())
-		w.ReplyString("run_us_max")
-		w.ReplyInt(t.MaxRunTime.Microseconds())
+		replyRunCounters(w, t.Runs, t.Errors, t.LastError, t.RunTime, t.MaxRunTime)
 	}
 	return nil
+}
+
+// replyRunCounters writes the counters TRIGGER LIST and CRON LIST show,
+// as five map entries.
+func replyRunCounters(w ReplyWriter, runs, errors uint64, lastError string, total, longest time.Duration) {
+	w.ReplyString("runs")
+	w.ReplyInt(int64(runs))
+	w.ReplyString("errors")
+	w.ReplyInt(int64(errors))
+	w.ReplyString("last_error")
+	w.ReplyString(lastError)
+	w.ReplyString("run_us_total")
+	w.ReplyInt(total.Microseconds())
+	w.ReplyString("run_us_max")
+	w.ReplyInt(longest.Microseconds())
 }
 
 // cmdTriggerReset is TRIGGER RESET: counters are the node's own, so the
@@ -842,6 +854,8 @@ func (m *Module) Info() []InfoField {
 		{"scripts", int64(len(m.scripts))},
 		{"triggers", int64(len(m.triggers))},
 		{"triggers_enabled", int64(enabled)},
+		{"crons", int64(len(m.crons))},
+		{"cron_runs", int64(m.stats.CronRuns)},
 		{"paused", boolInt(m.paused)},
 		{"event_classes", strings.Join(config.ClassNames(m.classes), ",")},
 		{"events", int64(m.stats.Events)},

@@ -295,20 +295,28 @@ func (m *Module) recordError(t *Trigger, event, key, msg string) {
 	}
 	t.Recent = append(t.Recent, RunError{At: now, Event: textOf(event, iungo.MaxReportedEventBytes),
 		Key: textOf(key, iungo.MaxErrorKeyBytes), Line: iungo.ErrorLine(msg), Message: textOf(msg, iungo.MaxErrorMessageBytes)})
+	t.Errors++
+	t.LastError = m.noteError(now, fmt.Sprintf("trigger %q %s", t.Pattern, config.FormatEvents(t.Events)),
+		"event "+event+" on key "+quoteKey(key), msg)
+}
+
+// noteError counts a run's error and logs it, at most a few a second, as
+// "<who>: <time> <what>: <msg>", msg cut to maxErrorBytes; it returns what
+// last_error keeps: all but who.
+func (m *Module) noteError(now time.Time, who, what, msg string) string {
 	if len(msg) > maxErrorBytes {
 		msg = textOf(msg, maxErrorBytes) + "... (" + strconv.Itoa(len(msg)) + " bytes in all)"
 	}
-	msg = now.UTC().Format("2006-01-02T15:04:05.000Z") + " event " + event + " on key " + quoteKey(key) + ": " + msg
-	t.Errors++
-	t.LastError = msg
+	msg = now.UTC().Format("2006-01-02T15:04:05.000Z") + " " + what + ": " + msg
 	m.stats.Errors++
 	ok, suppressed := m.errLog.allow(now)
 	if suppressed > 0 {
-		m.logf(LogWarning, "iungo: %d more trigger errors were not logged", suppressed)
+		m.logf(LogWarning, "iungo: %d more run errors were not logged", suppressed)
 	}
 	if ok {
-		m.logf(LogWarning, "iungo: trigger %q %s: %s", t.Pattern, config.FormatEvents(t.Events), msg)
+		m.logf(LogWarning, "iungo: %s: %s", who, msg)
 	}
+	return msg
 }
 
 // runReport is what a heartbeat tells of the triggers' runs: their

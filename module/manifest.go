@@ -1,6 +1,10 @@
 package module
 
-import "github.com/valkey-iungo/valkey-iungo/config"
+import (
+	"slices"
+
+	"github.com/valkey-iungo/valkey-iungo/config"
+)
 
 // UseManifest loads the manifest at path and applies it.
 func (m *Module) UseManifest(path string) error {
@@ -22,7 +26,7 @@ func (m *Module) ApplyManifest() (bool, error) {
 	}
 	cur := m.Config()
 	next := mf.Overlay(cur)
-	if config.Digest(next) == config.Digest(cur) {
+	if config.Digest(next) == config.Digest(cur) && slices.Equal(next.Crons, cur.Crons) {
 		return false, nil
 	}
 	next.Revision = m.revision + 1

@@ -168,6 +168,7 @@ type Stats struct {
 	BudgetSkips uint64 // runs not made: the command's budget or run cap was used up
 	PauseSkips  uint64 // runs not made: writes were paused
 	OOMSkips    uint64 // runs not made: the server was out of memory
+	CronRuns    uint64 // runs of crons, also counted in Runs
 }
 
 // Module holds the whole trigger configuration and runs triggers.
@@ -180,6 +181,7 @@ type Module struct {
 	oldValues map[string]keptValue
 	scripts   map[string]*scripting.Script
 	triggers  map[string]*Trigger
+	crons     map[string]*Cron
 	index     *router.Index[*Trigger] // enabled triggers only
 	listen    listenCounts            // the events enabled triggers listen to
 	classes   config.Class
@@ -245,6 +247,7 @@ func New(h Hooks) *Module {
 	m := &Module{
 		scripts:       map[string]*scripting.Script{},
 		triggers:      map[string]*Trigger{},
+		crons:         map[string]*Cron{},
 		index:         router.NewIndex[*Trigger](),
 		classes:       config.DefaultClasses,
 		source:        "none",
@@ -441,6 +444,9 @@ func (m *Module) UnsetScript(name string) error {
 	}
 	if len(users) > 0 {
 		return errorf("script %q is used by triggers [%s]; unset them or point them at another script first", name, joinQuoted(users))
+	}
+	if users = m.cronUsers(name); len(users) > 0 {
+		return errorf("script %q is used by crons [%s]; unset them or point them at another script first", name, joinQuoted(users))
 	}
 	delete(m.scripts, name)
 	m.store.Delete(m.scriptHandles[name])

@@ -36,6 +36,7 @@ func (m *Module) Config() config.Config {
 	for _, t := range m.sortedTriggers() {
 		c.Triggers = append(c.Triggers, config.TriggerDef{Pattern: t.Pattern, Events: config.FormatEvents(t.Events), Script: t.Script, Enabled: t.Enabled})
 	}
+	c.Crons = m.cronDefs()
 	return c
 }
 
@@ -48,10 +49,14 @@ type Prepared struct {
 	scripts       map[string]*scripting.Script
 	scriptHandles map[string]uint64
 	triggers      map[string]*Trigger
-	index         *router.Index[*Trigger]
-	listen        listenCounts
-	image         uint64       // in the Store
-	body          config.Frame // the snapshot without its header, for replication
+	crons         map[string]*Cron
+	// keepCrons installs it with the crons in force rather than its own:
+	// iungo does not manage crons yet, so a sync keeps the node's.
+	keepCrons bool
+	index     *router.Index[*Trigger]
+	listen    listenCounts
+	image     uint64       // in the Store
+	body      config.Frame // the snapshot without its header, for replication
 	// The configuration's digests, unpaused and paused: computed here, off
 	// the main thread, since the paused flag is only known at Install.
 	digests   [2]string
@@ -111,6 +116,13 @@ func (m *Module) Prepare(c config.Config, reuse func(name, source string) *scrip
 			p.listen.add(t, 1)
 		}
 	}
+	if m.cluster && len(c.Crons) > 0 {
+		return nil, errCronCluster
+	}
+	var err error
+	if p.crons, err = prepareCrons(c.Crons, p.scripts); err != nil {
+		return nil, err
+	}
 	records := config.Records(&c)
 	var handles []uint64
 	p.image, handles = m.store.Build(records)
@@ -119,6 +131,9 @@ func (m *Module) Prepare(c config.Config, reuse func(name, source string) *scrip
 	}
 	for i, t := range order {
 		t.handle = handles[len(c.Scripts)+i]
+	}
+	for i, cd := range c.Crons {
+		p.crons[cd.Name].handle = handles[len(c.Scripts)+len(order)+i]
 	}
 	p.body = config.NewFrame(records)
 	for i, paused := range []bool{false, true} {
@@ -161,8 +176,26 @@ func (m *Module) Install(p *Prepared, source string) {
 			t.RunStats = old.RunStats
 		}
 	}
+	if p.keepCrons {
+		p.crons = m.crons
+		for _, c := range p.crons {
+			if _, ok := p.scripts[c.Script]; !ok {
+				// The new configuration dropped the script: the cron
+				// waits, disabled, for one of that name to come back.
+				c.Enabled = false
+				m.logf(LogWarning, "iungo: cron %q disabled: its script %q is gone", c.Name, c.Script)
+			}
+		}
+	} else {
+		for name, c := range p.crons {
+			if old, ok := m.crons[name]; ok {
+				c.CronStats = old.CronStats
+			}
+		}
+	}
 	m.scripts, m.scriptHandles = p.scripts, p.scriptHandles
 	m.triggers, m.index = p.triggers, p.index
+	m.crons = p.crons
 	m.listen = p.listen
 	m.nextSeq = uint64(len(p.triggers))
 	m.classes, m.paused = p.cfg.Classes, p.cfg.Paused
@@ -170,6 +203,14 @@ func (m *Module) Install(p *Prepared, source string) {
 	m.digests = p.digests
 	m.source = source
 	m.store.Swap(p.image)
+	if p.keepCrons {
+		var records [][]byte
+		for _, c := range m.sortedCrons() {
+			c.handle = m.store.Put(0, c.record())
+			records = append(records, c.record())
+		}
+		p.body = p.body.With(records)
+	}
 	m.storeHeader()
 	m.refreshFilter()
 	if len(p.triggers)+len(p.scripts) >= bigConfig {

@@ -449,6 +449,34 @@ func TestLocalChangesRefusedWhenFollowing(t *testing.T) {
 	assert.Len(t, tm.Config().Scripts, 1)
 }
 
+// Ensure a node that follows iungo may run iungo's scripts on a schedule
+// (iungo does not manage crons yet): CRON commands work in dev mode, a sync
+// keeps the crons and replicates them, and production mode refuses them.
+func TestCronsWhenFollowing(t *testing.T) {
+	f := newFakeIungo(t)
+	f.set(func(f *fakeIungo) { f.snapshot = example(3) })
+	tm, srv := syncModule(t, f)
+	require.NoError(t, syncNow(t, tm, srv).err)
+	srv.mu.Lock()
+	assert.Equal(t, "+OK", tm.ctx.do("CRON", "SET", "nightly", "@daily", "count"))
+	assert.Contains(t, tm.ctx.do("CRON", "SET", "own", "@daily", "mine"), "unknown script")
+	srv.mu.Unlock()
+	f.set(func(f *fakeIungo) {
+		f.snapshot = example(4)
+		f.snapshot.Triggers = f.snapshot.Triggers[:1]
+	})
+	require.NoError(t, syncNow(t, tm, srv).err)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	require.Len(t, tm.Crons(), 1, "the sync kept the cron")
+	restores := srv.ctx.restores()
+	sent, err := config.Decode(restores[len(restores)-1])
+	require.NoError(t, err)
+	assert.Equal(t, tm.Config().Crons, sent.Crons, "replicas get it with the sync")
+	require.NoError(t, tm.ApplyArgs([]string{"mode", "production"}))
+	assert.Contains(t, tm.ctx.do("CRON", "UNSET", "nightly"), "iungo.mode is production")
+}
+
 // Ensure IUNGO SYNC says what is missing.
 func TestSyncNeedsNamespaceAndKey(t *testing.T) {
 	tm := newTestModule(t)

@@ -90,6 +90,9 @@ type Input struct {
 	// Old is what the key held when the event removed or replaced its
 	// value (server.old_value()); nil otherwise.
 	Old *OldValue
+	// Args, when not nil, is ARGV instead, with KEYS empty: a run that no
+	// key caused, such as a cron's.
+	Args []string
 }
 
 // OldValue is a key's value just before an event removed or replaced it,

@@ -178,6 +178,17 @@ func (sb *sandbox) runEnv(in Input) *lua.LTable {
 		sb.env.Metatable = meta
 		sb.inner.RawSetString("_G", sb.env)
 	}
+	if in.Args != nil {
+		// Rare: fresh tables, and the next keyed run makes its own again.
+		argv := L.CreateTable(len(in.Args), 0)
+		for i, a := range in.Args {
+			argv.RawSetInt(i+1, lua.LString(a))
+		}
+		sb.inner.RawSetString("KEYS", L.NewTable())
+		sb.inner.RawSetString("ARGV", argv)
+		sb.keys, sb.argv = nil, nil
+		return sb.env
+	}
 	if sb.keys == nil {
 		sb.keys, sb.argv = L.CreateTable(1, 0), L.CreateTable(2, 0)
 		sb.inner.RawSetString("KEYS", sb.keys)
@@ -212,7 +223,7 @@ func dbName(db int) lua.LValue {
 // metatables. The environment itself cannot change: it costs a few
 // lookups, not a walk.
 func (sb *sandbox) clean() {
-	if sb.env == nil {
+	if sb.env == nil || sb.keys == nil {
 		return
 	}
 	// The environment and the table behind it cannot change; KEYS and

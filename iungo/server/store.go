@@ -795,6 +795,9 @@ func (s *Store) ImportManifest(ns, path string) error {
 	if err != nil {
 		return err
 	}
+	if len(mf.Crons) > 0 {
+		return fmt.Errorf("manifest %s has crons (%s, ...), which iungo does not manage yet: keep them in the node's own manifest (loadmodule ... config <path>)", path, mf.Crons[0].Name)
+	}
 	for _, sc := range mf.Scripts {
 		if err := s.SetScript(ns, sc.Name, sc.Source); err != nil {
 			return err

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -134,4 +136,20 @@ func TestStoreValidation(t *testing.T) {
 	require.ErrorIs(t, err, errNothingToPublish)
 	_, _, err = s.Publish("shop", string(make([]byte, maxAuthorBytes+1)), "")
 	require.ErrorIs(t, err, errBadRequest)
+}
+
+// Ensure a manifest with crons is refused whole rather than imported
+// without them: iungo does not manage crons yet.
+func TestImportManifestRefusesCrons(t *testing.T) {
+	s := mustOpenStore(t)
+	_, err := s.CreateNamespace("shop", "node-token-0123456789abcdef")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.lua"), []byte("return 1"), 0o600))
+	path := filepath.Join(dir, "iungo.manifest")
+	require.NoError(t, os.WriteFile(path, []byte("script a a.lua\ntrigger k:* set a\ncron daily @daily a\n"), 0o600))
+	require.ErrorContains(t, s.ImportManifest("shop", path), "crons (daily, ...), which iungo does not manage yet")
+	snap, err := s.Snapshot("shop")
+	require.NoError(t, err)
+	assert.Empty(t, snap.Scripts, "nothing imported")
 }
