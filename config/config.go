@@ -52,6 +52,23 @@ type TriggerDef struct {
 	Events  string // as IUNGO TRIGGER SET takes it, e.g. "hset,set" or "*"
 	Script  string
 	Enabled bool
+	// Window, in ms, makes it a window trigger: its events are gathered
+	// and its script runs once per window. 0: it runs for every event.
+	Window int64
+}
+
+// Window lengths, in ms.
+const (
+	MinWindow = 100
+	MaxWindow = 24 * 60 * 60 * 1000
+)
+
+// CheckWindow says what is wrong with a window length in ms (0: none).
+func CheckWindow(ms int64) error {
+	if ms != 0 && (ms < MinWindow || ms > MaxWindow) {
+		return fmt.Errorf("window of %d ms; use %d ms to %d ms (one day)", ms, MinWindow, MaxWindow)
+	}
+	return nil
 }
 
 // CronDef is a cron as configured, and when it last ran.

@@ -9,7 +9,7 @@ import (
 )
 
 // Digest identifies a configuration by its content: its scripts (by name),
-// its triggers in registration order with their state, its event classes
+// its triggers in registration order with their state and window, its event classes
 // and the paused flag. It leaves out where the configuration came from and
 // the node's revision, so two nodes with the same configuration have the
 // same digest however they got it (IUNGO commands, iungo, RDB, AOF,
@@ -30,8 +30,7 @@ func Digest(c Config) string {
 	}
 	h.Write(binary.AppendUvarint(nil, uint64(len(c.Triggers))))
 	for _, t := range c.Triggers {
-		evs, _ := ParseEvents(t.Events)
-		h.Write(TriggerRecord(t.Pattern, FormatEvents(evs), t.Script, t.Enabled))
+		h.Write(TriggerRecord(t.normalised()))
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

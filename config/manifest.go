@@ -20,6 +20,7 @@ import (
 //	script order-points order-points.lua   # file relative to the manifest
 //	trigger order:* hset order-points [enabled|disabled]
 //	trigger "key with spaces:*" del,expired order-points
+//	trigger click:* incrby clicks enabled window 60000
 //	cron daily-coupons "0 0 * * *" coupons [enabled|disabled]
 //
 // Fields are separated by spaces; a field in double quotes may hold spaces,
@@ -92,14 +93,29 @@ func LoadManifest(path string) (*Manifest, error) {
 			defined[name] = true
 			mf.Scripts = append(mf.Scripts, ScriptDef{Name: name, Source: string(src)})
 		case "trigger":
-			if len(args) < 3 || len(args) > 4 {
-				return nil, fail("want: trigger <key-pattern> <events> <script> [enabled|disabled]")
+			if len(args) < 3 || len(args) > 6 {
+				return nil, fail("want: trigger <key-pattern> <events> <script> [enabled|disabled] [window <ms>]")
+			}
+			rest := args[3:]
+			var window int64
+			if n := len(rest); n >= 2 && rest[n-2] == "window" {
+				var err error
+				if window, err = strconv.ParseInt(rest[n-1], 10, 64); err != nil || window <= 0 {
+					return nil, fail("trigger window %q: want a length in ms, such as 60000", rest[n-1])
+				}
+				if err := CheckWindow(window); err != nil {
+					return nil, fail("trigger %v", err)
+				}
+				rest = rest[:n-2]
+			}
+			if len(rest) > 1 {
+				return nil, fail("want: trigger <key-pattern> <events> <script> [enabled|disabled] [window <ms>]")
 			}
 			evs, err := ParseTrigger(args[0], args[1])
 			if err != nil {
 				return nil, fail("%v", err)
 			}
-			enabled, err := parseState(args[3:])
+			enabled, err := parseState(rest)
 			if err != nil {
 				return nil, fail("trigger %v", err)
 			}
@@ -109,7 +125,7 @@ func LoadManifest(path string) (*Manifest, error) {
 			}
 			triggerLines[id] = line
 			usedAt = append(usedAt, use{line, "trigger", args[2]})
-			mf.Triggers = append(mf.Triggers, TriggerDef{Pattern: args[0], Events: FormatEvents(evs), Script: args[2], Enabled: enabled})
+			mf.Triggers = append(mf.Triggers, TriggerDef{Pattern: args[0], Events: FormatEvents(evs), Script: args[2], Enabled: enabled, Window: window})
 		case "cron":
 			if len(args) < 3 || len(args) > 4 {
 				return nil, fail("want: cron <name> \"<schedule>\" <script> [enabled|disabled]")
@@ -230,7 +246,7 @@ func (mf *Manifest) Overlay(c Config) Config {
 		evs, _ := ParseEvents(t.Events)
 		id := TriggerID(t.Pattern, evs)
 		if mt, ok := byID[id]; ok {
-			t.Script, t.Enabled = mt.Script, mt.Enabled
+			t.Script, t.Enabled, t.Window = mt.Script, mt.Enabled, mt.Window
 			delete(byID, id)
 		}
 		out.Triggers = append(out.Triggers, t)

@@ -15,6 +15,7 @@ import (
 //	'O' namespace-id digest                      at most once: where from iungo
 //	'S' name source                              a script
 //	'T' pattern events script enabled            a trigger, in registration order
+//	'W' pattern events script enabled window     a window trigger (window in ms), in the same order
 //	'C' name schedule script enabled since last-run   a cron (times in Unix ms)
 //
 // The C shim frames the same records in a forked child (aux_save2), where
@@ -25,6 +26,7 @@ const (
 	tagOrigin     = 'O'
 	tagScript     = 'S'
 	tagTrigger    = 'T'
+	tagWindow     = 'W'
 	tagCron       = 'C'
 )
 
@@ -62,12 +64,29 @@ func ScriptRecord(name, source string) []byte {
 	return appendString(b, source)
 }
 
-// TriggerRecord encodes a trigger; events must be normalised.
-func TriggerRecord(pattern, events, script string, enabled bool) []byte {
-	b := appendString([]byte{tagTrigger}, pattern)
-	b = appendString(b, events)
-	b = appendString(b, script)
-	return appendBool(b, enabled)
+// TriggerRecord encodes a trigger; events must be normalised. A window
+// trigger has a record of its own, so that the records (and the digest) of
+// a configuration without windows stay what they were.
+func TriggerRecord(t TriggerDef) []byte {
+	tag := byte(tagTrigger)
+	if t.Window > 0 {
+		tag = tagWindow
+	}
+	b := appendString([]byte{tag}, t.Pattern)
+	b = appendString(b, t.Events)
+	b = appendString(b, t.Script)
+	b = appendBool(b, t.Enabled)
+	if t.Window > 0 {
+		b = binary.AppendUvarint(b, uint64(t.Window))
+	}
+	return b
+}
+
+// normalised returns t with its events normalised.
+func (t TriggerDef) normalised() TriggerDef {
+	evs, _ := ParseEvents(t.Events)
+	t.Events = FormatEvents(evs)
+	return t
 }
 
 // CronRecord encodes a cron.
@@ -133,8 +152,7 @@ func Records(c *Config) [][]byte {
 		records = append(records, ScriptRecord(s.Name, s.Source))
 	}
 	for _, t := range c.Triggers {
-		evs, _ := ParseEvents(t.Events)
-		records = append(records, TriggerRecord(t.Pattern, FormatEvents(evs), t.Script, t.Enabled))
+		records = append(records, TriggerRecord(t.normalised()))
 	}
 	for _, cr := range c.Crons {
 		records = append(records, CronRecord(cr))
@@ -181,6 +199,9 @@ func Decode(b []byte) (Config, error) {
 			c.Scripts = append(c.Scripts, ScriptDef{Name: d.string(), Source: d.string()})
 		case tagTrigger:
 			c.Triggers = append(c.Triggers, TriggerDef{Pattern: d.string(), Events: d.string(), Script: d.string(), Enabled: d.bool()})
+		case tagWindow:
+			c.Triggers = append(c.Triggers, TriggerDef{Pattern: d.string(), Events: d.string(), Script: d.string(), Enabled: d.bool(),
+				Window: int64(d.uvarint())})
 		case tagCron:
 			c.Crons = append(c.Crons, CronDef{Name: d.string(), Schedule: d.string(), Script: d.string(), Enabled: d.bool(),
 				Since: int64(d.uvarint()), LastRun: int64(d.uvarint())})

@@ -61,7 +61,7 @@ func TestCommandsIntegration(t *testing.T) {
 	assert.Contains(t, str(t, s, "INFO", "iungo"), "iungo_triggers:1")
 	help, err := s.Do("IUNGO", "HELP").AsStrSlice()
 	require.NoError(t, err)
-	assert.Contains(t, help, "TRIGGER SET <key-pattern> <events> <script>")
+	assert.Contains(t, help, "TRIGGER SET <key-pattern> <events> <script> [WINDOW <ms>]")
 	assert.Equal(t, "OK", str(t, s, "IUNGO", "TRIGGER", "UNSET", "order:*", "set,hset"))
 	assert.Equal(t, "OK", str(t, s, "IUNGO", "SCRIPT", "UNSET", "credit"))
 	assert.Empty(t, triggerList(t, s))

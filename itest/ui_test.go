@@ -146,6 +146,13 @@ func TestUIBrowserIntegration(t *testing.T) {
 	assert.Equal(t, "web:*", p.eval(`document.getElementById("route-pattern").value`))
 	p.do(
 		chromedp.SetValue("#route-events", "set"),
+		chromedp.SetValue("#route-window", "50"),
+		chromedp.Click("#route-add"),
+		chromedp.WaitVisible(`//*[@id="err"][contains(., "window of 50 ms; use 100 ms to 86400000 ms")]`),
+	)
+	assert.Equal(t, "50", p.eval(`document.getElementById("route-window").value`))
+	p.eval(`document.getElementById("route-window").value = ""`)
+	p.do(
 		chromedp.Click("#route-add"),
 		chromedp.WaitVisible(`//table[@id="routes"]//code[text()="web:*"]`),
 		chromedp.WaitVisible("#draft-banner"),

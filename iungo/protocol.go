@@ -34,12 +34,19 @@ type Script struct {
 	Source string `json:"source"`
 }
 
-// Trigger runs Script for Events on keys matching Pattern.
+// Trigger runs Script for Events on keys matching Pattern; with WindowMs,
+// once per window of that many ms, for the events gathered.
 type Trigger struct {
-	Pattern string `json:"pattern"`
-	Events  string `json:"events"`
-	Script  string `json:"script"`
-	Enabled bool   `json:"enabled"`
+	Pattern  string `json:"pattern"`
+	Events   string `json:"events"`
+	Script   string `json:"script"`
+	Enabled  bool   `json:"enabled"`
+	WindowMs int64  `json:"window_ms,omitempty"`
+}
+
+// def is t as package config has it.
+func (t Trigger) def() config.TriggerDef {
+	return config.TriggerDef{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled, Window: t.WindowMs}
 }
 
 // TriggerKey identifies a trigger.
@@ -241,7 +248,7 @@ func (sn *Snapshot) Config() (config.Config, error) {
 	}
 	slices.SortFunc(c.Scripts, func(a, b config.ScriptDef) int { return strings.Compare(a.Name, b.Name) })
 	for _, t := range sn.Triggers {
-		c.Triggers = append(c.Triggers, config.TriggerDef{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled})
+		c.Triggers = append(c.Triggers, t.def())
 	}
 	return c, nil
 }
@@ -257,7 +264,7 @@ func SnapshotOf(ns string, c config.Config) Snapshot {
 		sn.Scripts = append(sn.Scripts, Script{Name: s.Name, Source: s.Source})
 	}
 	for _, t := range c.Triggers {
-		sn.Triggers = append(sn.Triggers, Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled})
+		sn.Triggers = append(sn.Triggers, Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled, WindowMs: t.Window})
 	}
 	return sn
 }
@@ -320,14 +327,14 @@ func (d *Changes) Apply(base config.Config) (config.Config, error) {
 			continue
 		}
 		if nt, ok := setT[k]; ok {
-			t.Script, t.Enabled = nt.Script, nt.Enabled
+			t.Script, t.Enabled, t.Window = nt.Script, nt.Enabled, nt.WindowMs
 			delete(setT, k)
 		}
 		c.Triggers = append(c.Triggers, t)
 	}
 	for _, t := range d.Triggers.Set {
 		if _, ok := setT[key(t.Pattern, t.Events)]; ok {
-			c.Triggers = append(c.Triggers, config.TriggerDef{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled})
+			c.Triggers = append(c.Triggers, t.def())
 		}
 	}
 	return c, nil

@@ -31,7 +31,7 @@ func BenchmarkEventToScript(b *testing.B) {
 	if err := m.SetScript("count", "server.call('INCR', 'counter')"); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := m.SetTrigger("key:*", "set", "count"); err != nil {
+	if _, err := m.SetTrigger("key:*", "set", "count", 0); err != nil {
 		b.Fatal(err)
 	}
 	ctx := &benchCtx{fakeCtx: fakeCtx{flags: FlagPrimary}}

@@ -51,7 +51,7 @@ func init() {
 		{"script list", "", 0, kindRead, "List the scripts with their size and the number of triggers using them.", cmdScriptList},
 		{"script run", "<name> <key> [<event>] [DRYRUN]", -2, kindRead, "Run a script now as a trigger would for <key> and <event> (default set), and answer with what it returned, its log lines, its error and its run time. Its writes apply and replicate, as a client's would (primary only). With DRYRUN no write runs: each gets the status reply DRYRUN, and the reply lists them.", cmdScriptRun},
 		{"try", "<name> <lua-source> <key> [<event>]", -3, kindRead, "Compile a script that is not installed (a draft) and run it once as SCRIPT RUN ... DRYRUN does (no write runs), checked against the caller's ACL rather than iungo.script-user. Its own ACL unit, iungo|try: testing needs no right to install.", cmdTry},
-		{"trigger set", "<key-pattern> <events> <script>", 3, kindManage, "Create the trigger (pattern, events), or point it at another script. <events> is a comma-separated list such as set,hset, or *.", cmdTriggerSet},
+		{"trigger set", "<key-pattern> <events> <script> [WINDOW <ms>]", -3, kindManage, "Create the trigger (pattern, events), or point it at another script. <events> is a comma-separated list such as set,hset, or *. With WINDOW the events are gathered and the script runs once per window of <ms> (100 to 86400000) with KEYS = the keys that had events and ARGV = their counts, then the window's start and end in Unix ms.", cmdTriggerSet},
 		{"trigger unset", "<key-pattern> <events>", 2, kindManage, "Remove a trigger.", cmdTriggerUnset},
 		{"trigger enable", "<key-pattern> <events>", 2, kindManage, "Enable a trigger.", cmdTriggerEnable(true)},
 		{"trigger disable", "<key-pattern> <events>", 2, kindManage, "Disable a trigger; it keeps its counters.", cmdTriggerEnable(false)},
@@ -67,8 +67,8 @@ func init() {
 		{"event set", "<class> [<class> ...]", -1, kindManage, "Enable event classes: names (generic, string, list, set, hash, zset, stream, expired, evicted, keymiss, new, module, all) or letters (g$lshztxemndA), comma- or space-separated.", cmdEventSet(true)},
 		{"event unset", "<class> [<class> ...]", -1, kindManage, "Disable event classes; their events fire nothing.", cmdEventSet(false)},
 		{"event list", "", 0, kindRead, "List the enabled event classes.", cmdEventList},
-		{"pause", "", 0, kindOperate, "Stop running every trigger.", cmdPause(true)},
-		{"resume", "", 0, kindOperate, "Run triggers again after PAUSE.", cmdPause(false)},
+		{"pause", "", 0, kindOperate, "Stop running every trigger and cron.", cmdPause(true)},
+		{"resume", "", 0, kindOperate, "Run triggers and crons again after PAUSE; a cron time that passed meanwhile runs once.", cmdPause(false)},
 		{"sync", "", 0, kindSync, "Fetch the configuration from iungo now and apply it; answers with iungo's version once it is in force, or an error and the old configuration stays. Blocks only the calling client.", cmdSync},
 		{"dump", "", 0, kindRead, "Return the whole configuration as one snapshot (the format the RDB holds).", cmdDump},
 		{"restore", "<snapshot>", 1, kindManage, "Replace the whole configuration with a snapshot from IUNGO DUMP, all or nothing.", cmdRestore},
@@ -357,7 +357,18 @@ func cmdScriptList(m *Module, w Ctx, _ []string) error {
 }
 
 func cmdTriggerSet(m *Module, w Ctx, args []string) error {
-	_, err := m.SetTrigger(args[0], args[1], args[2])
+	var window time.Duration
+	switch {
+	case len(args) == 5 && strings.EqualFold(args[3], "window"):
+		ms, err := strconv.ParseInt(args[4], 10, 64)
+		if err != nil || ms <= 0 {
+			return errorf("WINDOW wants a length in ms, such as 60000, got %q", truncate(args[4]))
+		}
+		window = time.Duration(ms) * time.Millisecond
+	case len(args) != 3:
+		return errorf("wrong number of arguments for IUNGO TRIGGER SET; usage: IUNGO TRIGGER SET <key-pattern> <events> <script> [WINDOW <ms>]")
+	}
+	_, err := m.SetTrigger(args[0], args[1], args[2], window)
 	return okUnless(w, err)
 }
 
@@ -388,7 +399,11 @@ func cmdTriggerList(m *Module, w Ctx, _ []string) error {
 	ts := m.sortedTriggers()
 	w.ReplyArray(len(ts))
 	for _, t := range ts {
-		replyTrigger(w, t, 9)
+		replyTrigger(w, t, 11)
+		w.ReplyString("window_ms")
+		w.ReplyInt(t.Window.Milliseconds())
+		w.ReplyString("gathered")
+		w.ReplyInt(int64(t.Gathered))
 		w.ReplyString("enabled")
 		w.ReplyInt(boolInt(t.Enabled))
 		replyRunCounters(w, t.Runs, t.Errors, t.LastError, t.RunTime, t.MaxRunTime)
@@ -856,6 +871,9 @@ func (m *Module) Info() []InfoField {
 		{"triggers_enabled", int64(enabled)},
 		{"crons", int64(len(m.crons))},
 		{"cron_runs", int64(m.stats.CronRuns)},
+		{"window_runs", int64(m.stats.WindowRuns)},
+		{"window_gathered", int64(m.stats.Gathered)},
+		{"window_overflows", int64(m.stats.WindowOverflows)},
 		{"paused", boolInt(m.paused)},
 		{"event_classes", strings.Join(config.ClassNames(m.classes), ",")},
 		{"events", int64(m.stats.Events)},

@@ -28,18 +28,10 @@ type Cron struct {
 	Enabled  bool
 	// Since and LastRun: see config.CronDef.
 	Since, LastRun int64
-	CronStats
+	RunStats       // what its runs did on this node
 
 	handle     uint64 // in the Store
 	skippedFor int64  // the scheduled time whose skip was last recorded
-}
-
-// CronStats is what a cron's runs did on this node.
-type CronStats struct {
-	Runs, Errors        uint64
-	LastError           string
-	LastRunAt           time.Time
-	RunTime, MaxRunTime time.Duration
 }
 
 func (c *Cron) def() config.CronDef {
@@ -168,17 +160,21 @@ const (
 	cronSkipOOM = "not run yet: OOM command not allowed when used memory > 'maxmemory'; it runs once memory is back under maxmemory"
 )
 
-// Tick runs at most one due cron, on the primary, and returns when to
-// tick again: at once when another may be due, so that each run is its
-// own execution unit (one MULTI/EXEC, one budget).
+// Tick runs at most one due cron or ended window, on the primary, and
+// returns when to tick again: at once when another may be due, so that
+// each run is its own execution unit (one MULTI/EXEC, one budget).
 func (m *Module) Tick(ctx Ctx, now time.Time) time.Duration {
-	if len(m.crons) == 0 || m.paused || m.cluster {
+	if len(m.crons) == 0 && !m.windowCheck || m.paused || m.cluster {
 		return cronTick
 	}
 	if ctx.Flags()&(FlagReplica|FlagLoading) != 0 || ctx.WritesPaused() {
-		// A replica runs nothing: its primary's marks come with the
-		// runs' writes. Paused writes could not replicate the mark.
+		// A replica runs nothing: its primary's marks and consumed
+		// windows come with the runs' writes. Paused writes could not
+		// replicate them.
 		return cronTick
+	}
+	if m.windowTick(ctx, now) {
+		return 0
 	}
 	nowMs := now.UnixMilli()
 	for _, c := range m.sortedCrons() {
@@ -207,42 +203,10 @@ func (m *Module) Tick(ctx Ctx, now time.Time) time.Duration {
 // runCron runs a cron for its scheduled time due and marks that time, even
 // when the script fails: a time runs once.
 func (m *Module) runCron(ctx Ctx, c *Cron, due time.Time) {
-	if m.unit.open {
-		m.endUnit()
-	}
-	m.unit = unit{open: true, runs: 1}
-	m.engine.BeginUnit()
-	defer func() {
-		if m.jobs.len() == 0 {
-			m.endUnit()
-		}
-	}()
 	defer m.mark(ctx, c, due.UnixMilli(), true)
-	c.LastRunAt = time.Now()
-	if err := ctx.AttachUser(m.opts.ScriptUser); err != nil {
-		m.recordCronError(c, due, err.Error())
-		return
-	}
-	// The triggers the cron's writes fire run after it, as one level
-	// deeper, in its unit.
-	m.depth = 1
-	m.host.ctx, m.host.key, m.host.slot = ctx, "", -1
-	defer func() {
-		m.depth, m.host.ctx = 0, nil
-		ctx.DetachUser()
-	}()
-	in := scripting.Input{DB: ctx.DB(), Args: []string{c.Name, strconv.FormatInt(due.Unix(), 10)}}
-	start := time.Now()
-	err := m.engine.Run(m.scripts[c.Script], in, &m.host)
-	took := time.Since(start)
-	c.Runs++
-	c.RunTime += took
-	c.MaxRunTime = max(c.MaxRunTime, took)
-	m.stats.Runs++
 	m.stats.CronRuns++
-	if err != nil {
-		m.recordCronError(c, due, err.Error())
-	}
+	in := scripting.Input{DB: ctx.DB(), Args: []string{c.Name, strconv.FormatInt(due.Unix(), 10)}}
+	m.runUnit(ctx, m.scripts[c.Script], in, &c.RunStats, func(msg string) { m.recordCronError(c, due, msg) })
 }
 
 // recordCronError records a failed or delayed run of a cron.

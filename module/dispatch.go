@@ -101,8 +101,8 @@ func (m *Module) OnEvent(ctx Ctx, event, key string) {
 		panic("IUNGO DEBUG EVENTPANIC: a panic in the keyspace event callback")
 	}
 	matched := m.route(event, key)
-	if len(matched) == 0 {
-		return
+	if len(matched) == 0 || strings.HasPrefix(key, InternalKeyPrefix) {
+		return // the module's own keys (window gathering) fire nothing
 	}
 	// Triggers run on the primary only, and not for what it replays: a
 	// writable replica or an AOF load would otherwise run them twice.
@@ -207,9 +207,26 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 		m.skipAll(j, skipOOM, &m.stats.OOMSkips)
 		return
 	}
+	// Window triggers gather first, as the module's own user.
+	scripts := 0
+	now := time.Now()
+	for _, t := range j.triggers {
+		switch t = m.current(t); {
+		case t == nil || !t.Enabled || m.paused:
+		case t.Window > 0:
+			m.gather(ctx, t, j.event, j.key, now)
+		default:
+			scripts++
+		}
+	}
+	if scripts == 0 {
+		return
+	}
 	if err := ctx.AttachUser(m.opts.ScriptUser); err != nil {
 		for _, t := range j.triggers {
-			m.recordError(t, j.event, j.key, err.Error())
+			if t = m.current(t); t != nil && t.Window == 0 {
+				m.recordError(t, j.event, j.key, err.Error())
+			}
 		}
 		return
 	}
@@ -227,7 +244,7 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 		// The configuration may have changed since the event, e.g. inside
 		// the same MULTI: a trigger replaced by one with the same pattern
 		// and events (RESTORE, a sync) runs as it is now.
-		if t = m.current(t); t == nil || !t.Enabled || m.paused {
+		if t = m.current(t); t == nil || !t.Enabled || m.paused || t.Window > 0 {
 			continue
 		}
 		if msg := m.unitFull(); msg != "" {

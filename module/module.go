@@ -116,11 +116,14 @@ type Trigger struct {
 	Events  []string // sorted; nil means every event
 	Script  string
 	Enabled bool
+	// Window, when not 0, makes it a window trigger (see window.go).
+	Window time.Duration
 	RunStats
 
-	seq     uint64 // registration order
-	removed bool
-	handle  uint64 // in the Store
+	windowSkipped string // the window key whose OOM wait was last recorded
+	seq           uint64 // registration order
+	removed       bool
+	handle        uint64 // in the Store
 }
 
 // RunStats is what a trigger's runs did on this node, since it was set or
@@ -133,6 +136,8 @@ type RunStats struct {
 	RunTime, MaxRunTime time.Duration
 	// Recent are its latest errors, oldest first, at most maxRecentErrors.
 	Recent []RunError
+	// Gathered counts the events a window trigger gathered.
+	Gathered uint64
 }
 
 // RunError is one failed or skipped run, its texts valid UTF-8 within
@@ -150,9 +155,15 @@ const maxRecentErrors = 3
 // ID identifies a trigger by pattern and normalised event list.
 func (t *Trigger) ID() string { return config.TriggerID(t.Pattern, t.Events) }
 
+// def is the trigger as configured.
+func (t *Trigger) def() config.TriggerDef {
+	return config.TriggerDef{Pattern: t.Pattern, Events: config.FormatEvents(t.Events), Script: t.Script, Enabled: t.Enabled,
+		Window: t.Window.Milliseconds()}
+}
+
 // record encodes the trigger for the Store.
 func (t *Trigger) record() []byte {
-	return config.TriggerRecord(t.Pattern, config.FormatEvents(t.Events), t.Script, t.Enabled)
+	return config.TriggerRecord(t.def())
 }
 
 func (t *Trigger) wants(event string) bool {
@@ -169,6 +180,11 @@ type Stats struct {
 	PauseSkips  uint64 // runs not made: writes were paused
 	OOMSkips    uint64 // runs not made: the server was out of memory
 	CronRuns    uint64 // runs of crons, also counted in Runs
+	WindowRuns  uint64 // runs of window triggers, also counted in Runs
+	Gathered    uint64 // events window triggers gathered
+	// WindowOverflows counts events not gathered: their window already
+	// held iungo.window-max-keys keys.
+	WindowOverflows uint64
 }
 
 // Module holds the whole trigger configuration and runs triggers.
@@ -182,14 +198,17 @@ type Module struct {
 	scripts   map[string]*scripting.Script
 	triggers  map[string]*Trigger
 	crons     map[string]*Cron
-	index     *router.Index[*Trigger] // enabled triggers only
-	listen    listenCounts            // the events enabled triggers listen to
-	classes   config.Class
-	paused    bool
-	nextSeq   uint64
-	revision  uint64        // bumped by every change
-	origin    config.Origin // the iungo configuration this one is, if any
-	digests   [2]string     // config.Digest of the configuration unpaused and paused, "" until asked
+	// windowCheck says the next tick must look for gathered windows: the
+	// configuration, the data or the role changed since it last found none.
+	windowCheck bool
+	index       *router.Index[*Trigger] // enabled triggers only
+	listen      listenCounts            // the events enabled triggers listen to
+	classes     config.Class
+	paused      bool
+	nextSeq     uint64
+	revision    uint64        // bumped by every change
+	origin      config.Origin // the iungo configuration this one is, if any
+	digests     [2]string     // config.Digest of the configuration unpaused and paused, "" until asked
 
 	engine  *scripting.Engine
 	host    jobHost
@@ -343,6 +362,7 @@ func (m *Module) ConfigDigest() string {
 // changed records a configuration change.
 func (m *Module) changed() {
 	m.digests = [2]string{}
+	m.windowCheck = true
 	m.bump()
 }
 
@@ -465,8 +485,9 @@ func (m *Module) Script(name string) (string, error) {
 }
 
 // SetTrigger creates the trigger (pattern, events), enabled, or points the
-// existing one at another script; it reports whether it created one.
-func (m *Module) SetTrigger(pattern, events, script string) (bool, error) {
+// existing one at another script and window (0: none); it reports whether
+// it created one.
+func (m *Module) SetTrigger(pattern, events, script string, window time.Duration) (bool, error) {
 	evs, err := config.ParseTrigger(pattern, events)
 	if err != nil {
 		return false, err
@@ -474,14 +495,17 @@ func (m *Module) SetTrigger(pattern, events, script string) (bool, error) {
 	if _, ok := m.scripts[script]; !ok {
 		return false, unknownScript(script)
 	}
+	if err := m.checkWindow(window.Milliseconds()); err != nil {
+		return false, err
+	}
 	if t, ok := m.triggers[config.TriggerID(pattern, evs)]; ok {
-		t.Script = script
+		t.Script, t.Window = script, window
 		t.handle = m.store.Put(t.handle, t.record())
 		m.changed()
 		return false, nil
 	}
 	m.nextSeq++
-	t := &Trigger{Pattern: pattern, Events: evs, Script: script, Enabled: true, seq: m.nextSeq}
+	t := &Trigger{Pattern: pattern, Events: evs, Script: script, Enabled: true, Window: window, seq: m.nextSeq}
 	m.triggers[t.ID()] = t
 	m.activate(t)
 	t.handle = m.store.Put(0, t.record())

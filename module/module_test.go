@@ -40,8 +40,8 @@ func TestCommandsHappyPath(t *testing.T) {
 		map[string]any{"name": "credit", "bytes": int64(8), "triggers": int64(2)},
 	}, c.do("SCRIPT", "LIST"))
 	assert.Equal(t, []any{
-		map[string]any{"pattern": "order:*", "events": "hset", "script": "credit", "enabled": int64(1), "runs": int64(0), "errors": int64(0), "last_error": "", "run_us_total": int64(0), "run_us_max": int64(0)},
-		map[string]any{"pattern": "session:*", "events": "del,expired", "script": "credit", "enabled": int64(1), "runs": int64(0), "errors": int64(0), "last_error": "", "run_us_total": int64(0), "run_us_max": int64(0)},
+		map[string]any{"pattern": "order:*", "events": "hset", "script": "credit", "enabled": int64(1), "runs": int64(0), "errors": int64(0), "last_error": "", "run_us_total": int64(0), "run_us_max": int64(0), "window_ms": int64(0), "gathered": int64(0)},
+		map[string]any{"pattern": "session:*", "events": "del,expired", "script": "credit", "enabled": int64(1), "runs": int64(0), "errors": int64(0), "last_error": "", "run_us_total": int64(0), "run_us_max": int64(0), "window_ms": int64(0), "gathered": int64(0)},
 	}, c.do("TRIGGER", "LIST"))
 	assert.Equal(t, "+OK", c.do("TRIGGER", "DISABLE", "session:*", "del,expired"))
 	assert.Equal(t, int64(0), c.do("TRIGGER", "LIST").([]any)[1].(map[string]any)["enabled"])
@@ -70,7 +70,7 @@ func TestCommandsHappyPath(t *testing.T) {
 	assert.Equal(t, "+OK", c.do("SCRIPT", "UNSET", "credit"))
 	assert.Equal(t, []any{}, c.do("SCRIPT", "LIST"))
 	help := c.do("HELP").([]any)
-	assert.Contains(t, help, "+TRIGGER SET <key-pattern> <events> <script>")
+	assert.Contains(t, help, "+TRIGGER SET <key-pattern> <events> <script> [WINDOW <ms>]")
 }
 
 // Ensure every bad input gets an error that says what to fix and changes

@@ -27,6 +27,7 @@ type Options struct {
 	CommandBudget time.Duration // command-budget-ms; 0: ScriptTimeout
 	CommandRuns   int           // command-max-runs
 	ScriptMemory  int64         // script-memory-mb, in bytes
+	WindowMaxKeys int64         // window-max-keys
 	GoMaxProcs    int           // go-maxprocs
 	GoMemoryLimit int64         // go-memory-limit-mb, in bytes; 0 means none
 	Mode          string        // mode
@@ -150,6 +151,12 @@ var NumericOptions = []NumericOption{
 		Help: "largest old value (server.old_value) kept for a trigger's script; 0 keeps none",
 		get:  func(m *Module) int64 { return m.opts.OldValueMax },
 		set:  func(m *Module, v int64) { m.opts.OldValueMax = v },
+	},
+	{
+		Name: "window-max-keys", Default: 10_000, Min: 1, Max: 1_000_000,
+		Help: "distinct keys one window of a window trigger may gather; the events of further keys are not counted, each an error",
+		get:  func(m *Module) int64 { return m.opts.WindowMaxKeys },
+		set:  func(m *Module, v int64) { m.opts.WindowMaxKeys = v },
 	},
 	{
 		Name: "script-memory-mb", Default: 64, Min: 1, Max: 16_384,

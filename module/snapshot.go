@@ -1,7 +1,9 @@
 package module
 
 import (
+	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/valkey-iungo/valkey-iungo/config"
 	"github.com/valkey-iungo/valkey-iungo/router"
@@ -34,7 +36,7 @@ func (m *Module) Config() config.Config {
 		c.Scripts = append(c.Scripts, config.ScriptDef{Name: name, Source: m.scripts[name].Source})
 	}
 	for _, t := range m.sortedTriggers() {
-		c.Triggers = append(c.Triggers, config.TriggerDef{Pattern: t.Pattern, Events: config.FormatEvents(t.Events), Script: t.Script, Enabled: t.Enabled})
+		c.Triggers = append(c.Triggers, t.def())
 	}
 	c.Crons = m.cronDefs()
 	return c
@@ -105,7 +107,11 @@ func (m *Module) Prepare(c config.Config, reuse func(name, source string) *scrip
 		if _, ok := p.scripts[td.Script]; !ok {
 			return nil, errorf("trigger %q %s uses unknown script %q", td.Pattern, td.Events, td.Script)
 		}
-		t := &Trigger{Pattern: td.Pattern, Events: evs, Script: td.Script, Enabled: td.Enabled, seq: uint64(i + 1)}
+		if err := m.checkWindow(td.Window); err != nil {
+			return nil, fmt.Errorf("trigger %q %s: %w", td.Pattern, td.Events, err)
+		}
+		t := &Trigger{Pattern: td.Pattern, Events: evs, Script: td.Script, Enabled: td.Enabled, seq: uint64(i + 1),
+			Window: time.Duration(td.Window) * time.Millisecond}
 		if _, dup := p.triggers[t.ID()]; dup {
 			return nil, errorf("trigger %q %s appears twice", td.Pattern, config.FormatEvents(evs))
 		}
@@ -189,7 +195,7 @@ func (m *Module) Install(p *Prepared, source string) {
 	} else {
 		for name, c := range p.crons {
 			if old, ok := m.crons[name]; ok {
-				c.CronStats = old.CronStats
+				c.RunStats = old.RunStats
 			}
 		}
 	}
@@ -201,6 +207,7 @@ func (m *Module) Install(p *Prepared, source string) {
 	m.classes, m.paused = p.cfg.Classes, p.cfg.Paused
 	m.revision, m.origin = p.cfg.Revision, p.cfg.Origin
 	m.digests = p.digests
+	m.windowCheck = true
 	m.source = source
 	m.store.Swap(p.image)
 	if p.keepCrons {

@@ -264,6 +264,7 @@ func (m *Module) Shutdown() {
 
 // RoleChanged tells the sync that the node became a primary or a replica.
 func (m *Module) RoleChanged() {
+	m.windowCheck = true // a promoted replica runs what its primary gathered
 	select {
 	case m.sync.roleChanged <- struct{}{}:
 	default:

@@ -90,9 +90,9 @@ type Input struct {
 	// Old is what the key held when the event removed or replaced its
 	// value (server.old_value()); nil otherwise.
 	Old *OldValue
-	// Args, when not nil, is ARGV instead, with KEYS empty: a run that no
-	// key caused, such as a cron's.
-	Args []string
+	// Args, when not nil, is ARGV instead, and Keys KEYS: a run that no
+	// one key caused, a cron's (no keys) or a window's.
+	Keys, Args []string
 }
 
 // OldValue is a key's value just before an event removed or replaced it,

@@ -184,7 +184,11 @@ func (sb *sandbox) runEnv(in Input) *lua.LTable {
 		for i, a := range in.Args {
 			argv.RawSetInt(i+1, lua.LString(a))
 		}
-		sb.inner.RawSetString("KEYS", L.NewTable())
+		keys := L.CreateTable(len(in.Keys), 0)
+		for i, k := range in.Keys {
+			keys.RawSetInt(i+1, lua.LString(k))
+		}
+		sb.inner.RawSetString("KEYS", keys)
 		sb.inner.RawSetString("ARGV", argv)
 		sb.keys, sb.argv = nil, nil
 		return sb.env

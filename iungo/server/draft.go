@@ -157,6 +157,9 @@ func (s *Store) DeleteScript(ns, name string) error {
 // of the one with the same pattern and events.
 func (s *Store) SetTrigger(ns string, t iungo.Trigger) error {
 	events, err := config.CheckTrigger(t.Pattern, t.Events)
+	if err == nil {
+		err = config.CheckWindow(t.WindowMs)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
 	}
@@ -326,10 +329,10 @@ func becomes(tx *sql.Tx, ns string, target Content) (Diff, []change, error) {
 			continue
 		}
 		t := *td.New
-		if err := do(change{"trigger_set", payload(t)}, `INSERT INTO triggers (ns, seq, pattern, events, script, enabled)
-			VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM triggers WHERE ns = ?), ?, ?, ?, ?)
-			ON CONFLICT (ns, pattern, events) DO UPDATE SET script = excluded.script, enabled = excluded.enabled`,
-			ns, ns, t.Pattern, t.Events, t.Script, t.Enabled); err != nil {
+		if err := do(change{"trigger_set", payload(t)}, `INSERT INTO triggers (ns, seq, pattern, events, script, enabled, window_ms)
+			VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM triggers WHERE ns = ?), ?, ?, ?, ?, ?)
+			ON CONFLICT (ns, pattern, events) DO UPDATE SET script = excluded.script, enabled = excluded.enabled, window_ms = excluded.window_ms`,
+			ns, ns, t.Pattern, t.Events, t.Script, t.Enabled, t.WindowMs); err != nil {
 			return diff, nil, err
 		}
 	}

@@ -173,6 +173,7 @@ var columnsAdded = []struct{ table, column, def string }{
 	{"nodes", "sync_failures", "INTEGER NOT NULL DEFAULT 0"},
 	{"nodes", "trigger_stats", "TEXT NOT NULL DEFAULT '[]'"},
 	{"nodes", "recent_errors", "TEXT NOT NULL DEFAULT '[]'"},
+	{"triggers", "window_ms", "INTEGER NOT NULL DEFAULT 0"},
 }
 
 func migrate(db *sql.DB) error {
@@ -343,14 +344,14 @@ func snapshotContent(q querier, name string) (iungo.Snapshot, error) {
 		sn.Scripts = append(sn.Scripts, sc)
 	}
 	rows.Close()
-	rows, err = q.Query(`SELECT pattern, events, script, enabled FROM triggers WHERE ns = ? ORDER BY seq`, name)
+	rows, err = q.Query(`SELECT pattern, events, script, enabled, window_ms FROM triggers WHERE ns = ? ORDER BY seq`, name)
 	if err != nil {
 		return sn, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var t iungo.Trigger
-		if err := rows.Scan(&t.Pattern, &t.Events, &t.Script, &t.Enabled); err != nil {
+		if err := rows.Scan(&t.Pattern, &t.Events, &t.Script, &t.Enabled, &t.WindowMs); err != nil {
 			return sn, err
 		}
 		sn.Triggers = append(sn.Triggers, t)
@@ -804,7 +805,7 @@ func (s *Store) ImportManifest(ns, path string) error {
 		}
 	}
 	for _, t := range mf.Triggers {
-		if err := s.SetTrigger(ns, iungo.Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled}); err != nil {
+		if err := s.SetTrigger(ns, iungo.Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled, WindowMs: t.Window}); err != nil {
 			return err
 		}
 	}

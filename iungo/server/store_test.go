@@ -60,7 +60,7 @@ func foldChanges(t *testing.T, seed uint64) int {
 			case 2:
 				err = s.DeleteScript("shop", scripts[r.IntN(3)])
 			case 3:
-				err = s.SetTrigger("shop", iungo.Trigger{Pattern: patterns[r.IntN(4)], Events: events[r.IntN(4)], Script: scripts[r.IntN(3)], Enabled: r.IntN(2) == 0})
+				err = s.SetTrigger("shop", iungo.Trigger{Pattern: patterns[r.IntN(4)], Events: events[r.IntN(4)], Script: scripts[r.IntN(3)], Enabled: r.IntN(2) == 0, WindowMs: []int64{0, 0, 1000}[r.IntN(3)]})
 			case 4:
 				err = s.DeleteTrigger("shop", patterns[r.IntN(4)], events[r.IntN(4)])
 			case 5:
@@ -123,12 +123,15 @@ func TestStoreValidation(t *testing.T) {
 	require.ErrorIs(t, s.SetScript("nope", "a", "return 1"), ErrNotFound)
 	require.NoError(t, s.SetScript("shop", "a", "return 1"))
 	require.NoError(t, s.SetTrigger("shop", iungo.Trigger{Pattern: "k", Events: "SET,hset", Script: "a", Enabled: true}))
+	require.ErrorContains(t, s.SetTrigger("shop", iungo.Trigger{Pattern: "w", Events: "incrby", Script: "a", WindowMs: 50}), "window of 50 ms; use 100 ms")
+	require.NoError(t, s.SetTrigger("shop", iungo.Trigger{Pattern: "w", Events: "incrby", Script: "a", Enabled: true, WindowMs: 60000}))
 	require.ErrorIs(t, s.DeleteScript("shop", "a"), ErrConflict)
 	_, _, err = s.Publish("shop", "test", "")
 	require.NoError(t, err)
 	sn, err := s.Snapshot("shop")
 	require.NoError(t, err)
-	assert.Equal(t, []iungo.Trigger{{Pattern: "k", Events: "hset,set", Script: "a", Enabled: true}}, sn.Triggers)
+	assert.Equal(t, []iungo.Trigger{{Pattern: "k", Events: "hset,set", Script: "a", Enabled: true},
+		{Pattern: "w", Events: "incrby", Script: "a", Enabled: true, WindowMs: 60000}}, sn.Triggers)
 	assert.Equal(t, uint64(2), sn.Version)
 	err = s.SetEvents("shop", []string{"bogus"})
 	require.ErrorContains(t, err, `unknown event class "bogus"`)

@@ -366,7 +366,16 @@ func (s *Server) handleUISaveRoute(w http.ResponseWriter, r *http.Request) {
 		Pattern: r.FormValue("pattern"), Events: strings.TrimSpace(r.FormValue("events")),
 		Script: r.FormValue("script"), Enabled: r.FormValue("enabled") == "1",
 	}
-	if err := s.Store.SetTrigger(ns, t); err != nil {
+	var err error
+	if w := strings.TrimSpace(r.FormValue("window_ms")); w != "" && w != "0" {
+		if t.WindowMs, err = strconv.ParseInt(w, 10, 64); err != nil || t.WindowMs <= 0 {
+			err = fmt.Errorf("window %q: give a length in ms, such as 60000, or leave it empty", w)
+		}
+	}
+	if err == nil {
+		err = s.Store.SetTrigger(ns, t)
+	}
+	if err != nil {
 		p, perr := s.namespacePage(ns)
 		if perr != nil {
 			s.uiNotFound(w, r, perr)
