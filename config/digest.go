@@ -13,9 +13,7 @@ import (
 // and the paused flag. It leaves out where the configuration came from and
 // the node's revision, so two nodes with the same configuration have the
 // same digest however they got it (IUNGO commands, iungo, RDB, AOF,
-// replication). It is "sha256:" and 64 hex digits. Crons are left out:
-// iungo does not manage them yet, and a node's crons must not make it look
-// out of step with its namespace.
+// replication). It is "sha256:" and 64 hex digits.
 func Digest(c Config) string {
 	scripts := slices.Clone(c.Scripts)
 	slices.SortFunc(scripts, func(a, b ScriptDef) int { return strings.Compare(a.Name, b.Name) })
@@ -31,6 +29,17 @@ func Digest(c Config) string {
 	h.Write(binary.AppendUvarint(nil, uint64(len(c.Triggers))))
 	for _, t := range c.Triggers {
 		h.Write(TriggerRecord(t.normalised()))
+	}
+	// Crons only when there are some, so that the digest of a
+	// configuration without crons is what it always was. When they last
+	// ran is each node's state, not configuration.
+	if len(c.Crons) > 0 {
+		crons := slices.Clone(c.Crons)
+		slices.SortFunc(crons, func(a, b CronDef) int { return strings.Compare(a.Name, b.Name) })
+		h.Write(binary.AppendUvarint(nil, uint64(len(crons))))
+		for _, cr := range crons {
+			h.Write(CronRecord(CronDef{Name: cr.Name, Schedule: cr.Schedule, Script: cr.Script, Enabled: cr.Enabled}))
+		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

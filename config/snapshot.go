@@ -130,15 +130,6 @@ func NewFrame(records [][]byte) Frame {
 	return Frame{buf: buf, crc: crc32.ChecksumIEEE(buf)}
 }
 
-// With returns the frame with more records after those it holds.
-func (f Frame) With(records [][]byte) Frame {
-	for _, r := range records {
-		f.buf = append(f.buf, r...)
-		f.crc = crc32.Update(f.crc, crc32.IEEETable, r)
-	}
-	return f
-}
-
 // Finish appends the header and the checksum; the frame is used up.
 func (f Frame) Finish(header []byte) []byte {
 	b := append(f.buf, header...)

@@ -26,12 +26,19 @@ func sampleConfig() Config {
 	}
 }
 
-// Ensure crons stay out of the digest: iungo does not manage them yet.
-func TestDigestLeavesOutCrons(t *testing.T) {
+// Ensure the digest covers crons but not when they last ran (each node's
+// state), and a configuration without crons keeps the digest it had.
+func TestDigestCrons(t *testing.T) {
 	c := sampleConfig()
 	withCrons := Digest(c)
+	c.Crons[0].Since, c.Crons[0].LastRun = 1, 1
+	assert.Equal(t, withCrons, Digest(c), "state is not configuration")
+	c.Crons[1].Schedule = "@every 11s"
+	assert.NotEqual(t, withCrons, Digest(c))
 	c.Crons = nil
-	assert.Equal(t, Digest(c), withCrons)
+	assert.NotEqual(t, withCrons, Digest(c))
+	// The digest of this configuration before crons existed.
+	assert.Equal(t, digestWithoutCrons, Digest(c))
 }
 
 // Ensure a snapshot decodes to what was encoded.
@@ -82,3 +89,8 @@ func FuzzDecodeConfig(f *testing.F) {
 		require.Equal(t, len(c.Scripts), len(again.Scripts))
 	})
 }
+
+// digestWithoutCrons is Digest(sampleConfig() without crons) as it was
+// computed before crons and windows existed: nodes and iungo databases
+// hold such digests.
+const digestWithoutCrons = "sha256:4b4c8f88117fb33e2468af36a4c7f49654e7bfc68d3408c372df26284744a559"

@@ -80,7 +80,7 @@ func adminCall(t *testing.T, srv *server.Server, method, path, body string, out 
 }
 
 func isEdit(path string) bool {
-	for _, p := range []string{"/scripts", "/triggers", "/events"} {
+	for _, p := range []string{"/scripts", "/triggers", "/crons", "/events"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}
@@ -408,4 +408,43 @@ func TestSyncLargeConfigIntegration(t *testing.T) {
 	t.Logf("10,000 scripts + 100,000 triggers: longest apply on the main thread %d us; slowest PING during the sync %v",
 		applyUS, slowest)
 	assert.Less(t, applyUS, 1_000_000, "sanity bound; the goal is under 10 ms, see the issue note")
+}
+
+// Ensure crons and window triggers go through iungo: published, a node runs
+// the cron and the window, refuses local CRON changes, and a version that
+// changes the cron's script keeps when it last ran (no time twice).
+func TestIungoCronsAndWindowsIntegration(t *testing.T) {
+	srv := startIungo(t)
+	n := startNode(t, at(t, srv))
+	vtest.Eventually(t, 10*time.Second, "the node registered", func() bool { return len(nodes(t, srv).Nodes) == 1 })
+	adminDo(t, srv, "PUT", "/scripts/tick", `{"source":"server.call('RPUSH', 'runs', ARGV[1] .. '@' .. ARGV[2])"}`, nil)
+	adminDo(t, srv, "PUT", "/scripts/count", `{"source":"for i, k in ipairs(KEYS) do server.call('INCRBY', 'total', ARGV[i]) end"}`, nil)
+	adminDo(t, srv, "PUT", "/crons", `{"name":"tick","schedule":"@every 1s","script":"tick","enabled":true}`, nil)
+	adminDo(t, srv, "PUT", "/triggers", `{"pattern":"c:*","events":"incrby","script":"count","enabled":true,"window_ms":500}`, nil)
+	var pub server.PublishReply
+	adminDo(t, srv, "POST", "/publish", `{"author":"ana"}`, &pub)
+	require.Len(t, pub.Diff.Crons, 1)
+	for _, r := range push(t, srv) {
+		require.Empty(t, r.Error, r.Node)
+	}
+	before := waitRuns(t, n, 2)
+	strictlyIncreasing(t, before)
+	require.ErrorContains(t, n.Do("IUNGO", "CRON", "SET", "own", "@daily", "tick").Error(), `follows iungo namespace "shop"`)
+	for range 5 {
+		n.MustDo("INCRBY", "c:1", "1")
+	}
+	vtest.Eventually(t, 5*time.Second, "the window ran", func() bool { return n.Do("GET", "total").Error() == nil })
+	assert.Equal(t, "5", str(t, n, "GET", "total"))
+
+	adminDo(t, srv, "PUT", "/scripts/tick", `{"source":"server.call('RPUSH', 'runs', ARGV[1] .. '@' .. ARGV[2]) server.call('INCR', 'v2')"}`, nil)
+	adminDo(t, srv, "POST", "/publish", `{"author":"ana"}`, &pub)
+	for _, r := range push(t, srv) {
+		require.Empty(t, r.Error, r.Node)
+	}
+	vtest.Eventually(t, 5*time.Second, "version 2 runs", func() bool { return n.Do("GET", "v2").Error() == nil })
+	strictlyIncreasing(t, cronRuns(t, n))
+	// The node checks the content it applies against iungo's digest, crons
+	// included: applying the version at all says they agree.
+	assert.Equal(t, strconv.FormatUint(pub.Version, 10), infoField(t, n, "namespace_version"))
+	assert.Empty(t, infoField(t, n, "sync_last_error"))
 }

@@ -254,6 +254,27 @@ func TestUIBrowserIntegration(t *testing.T) {
 	assert.Contains(t, p.text("#push-results"), "runs version 4")
 	assert.Len(t, triggerList(t, node), 1, "version 2 had one route: bad:* is gone")
 
+	// A cron: a refused schedule comes back as typed; published, the node has it.
+	p.do(
+		chromedp.SendKeys("#cron-name", "tick"),
+		chromedp.SendKeys("#cron-schedule", "@every 100ms"),
+		chromedp.SetValue("#cron-script", "mark"),
+		chromedp.Click("#cron-add"),
+		chromedp.WaitVisible(`//*[@id="err"][contains(., "at least 1s")]`),
+	)
+	assert.Equal(t, "@every 100ms", p.eval(`document.getElementById("cron-schedule").value`))
+	p.do(
+		chromedp.SetValue("#cron-schedule", "@every 1m"),
+		chromedp.Click("#cron-add"),
+		chromedp.WaitVisible(`//table[@id="crons"]//code[text()="@every 1m"]`),
+		chromedp.Click("#review"),
+		chromedp.WaitVisible("#publish"),
+	)
+	assert.Contains(t, p.text(".diff"), "Crons")
+	p.do(chromedp.Click("#publish"), chromedp.WaitVisible("#draft-none"), chromedp.Click("#push"), chromedp.WaitVisible("#push-results"))
+	assert.Contains(t, p.text("#push-results"), "runs version 5")
+	assert.Equal(t, "@every 1m", cronField(t, node, "schedule"))
+
 	// Removing a node asks first.
 	p.answerConfirms(false)
 	remove := `//table[@id="nodes"]//button[text()="Remove"]`

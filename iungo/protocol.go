@@ -49,6 +49,18 @@ func (t Trigger) def() config.TriggerDef {
 	return config.TriggerDef{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled, Window: t.WindowMs}
 }
 
+// Cron runs Script at the times of Schedule (README, "Crons").
+type Cron struct {
+	Name     string `json:"name"`
+	Schedule string `json:"schedule"`
+	Script   string `json:"script"`
+	Enabled  bool   `json:"enabled"`
+}
+
+func (c Cron) def() config.CronDef {
+	return config.CronDef{Name: c.Name, Schedule: c.Schedule, Script: c.Script, Enabled: c.Enabled}
+}
+
 // TriggerKey identifies a trigger.
 type TriggerKey struct {
 	Pattern string `json:"pattern"`
@@ -67,6 +79,7 @@ type Snapshot struct {
 	Events      []string  `json:"events"`
 	Scripts     []Script  `json:"scripts"`
 	Triggers    []Trigger `json:"triggers"`
+	Crons       []Cron    `json:"crons,omitempty"` // by name
 }
 
 // Changes is a delta: what turns version From (whose digest is FromDigest)
@@ -90,6 +103,10 @@ type Changes struct {
 		Set   []Trigger    `json:"set,omitempty"`
 		Unset []TriggerKey `json:"unset,omitempty"`
 	} `json:"triggers"`
+	Crons struct {
+		Set   []Cron   `json:"set,omitempty"`
+		Unset []string `json:"unset,omitempty"`
+	} `json:"crons"`
 }
 
 // Update is the answer to "changes since": exactly one of Delta and
@@ -250,6 +267,10 @@ func (sn *Snapshot) Config() (config.Config, error) {
 	for _, t := range sn.Triggers {
 		c.Triggers = append(c.Triggers, t.def())
 	}
+	for _, cr := range sn.Crons {
+		c.Crons = append(c.Crons, cr.def())
+	}
+	slices.SortFunc(c.Crons, func(a, b config.CronDef) int { return strings.Compare(a.Name, b.Name) })
 	return c, nil
 }
 
@@ -265,6 +286,9 @@ func SnapshotOf(ns string, c config.Config) Snapshot {
 	}
 	for _, t := range c.Triggers {
 		sn.Triggers = append(sn.Triggers, Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled, WindowMs: t.Window})
+	}
+	for _, cr := range c.Crons {
+		sn.Crons = append(sn.Crons, Cron{Name: cr.Name, Schedule: cr.Schedule, Script: cr.Script, Enabled: cr.Enabled})
 	}
 	return sn
 }
@@ -337,6 +361,13 @@ func (d *Changes) Apply(base config.Config) (config.Config, error) {
 			c.Triggers = append(c.Triggers, t.def())
 		}
 	}
+	var crons []config.CronDef
+	for _, cr := range d.Crons.Set {
+		crons = append(crons, cr.def())
+	}
+	c.Crons = config.OverlayCrons(slices.DeleteFunc(slices.Clone(base.Crons), func(cr config.CronDef) bool {
+		return slices.Contains(d.Crons.Unset, cr.Name)
+	}), crons)
 	return c, nil
 }
 

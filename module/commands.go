@@ -260,7 +260,7 @@ func (m *Module) allowed(ctx Ctx, c *command) error {
 	if f&FlagReplica != 0 {
 		return &Error{Code: "READONLY", Message: "this server is a replica; change triggers on its primary, which replicates them here"}
 	}
-	if o := m.sync.options(); c.kind == kindManage && o.Endpoint != "" && !strings.HasPrefix(c.name, "cron ") {
+	if o := m.sync.options(); c.kind == kindManage && o.Endpoint != "" {
 		// iungo's next sync would revert the change without a word.
 		return errorf("this node follows iungo namespace %q (iungo.endpoint is set): change the configuration in iungo, or CONFIG SET iungo.endpoint \"\" to manage it with IUNGO %s", o.Namespace, strings.ToUpper(c.name))
 	}

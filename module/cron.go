@@ -30,8 +30,9 @@ type Cron struct {
 	Since, LastRun int64
 	RunStats       // what its runs did on this node
 
-	handle     uint64 // in the Store
-	skippedFor int64  // the scheduled time whose skip was last recorded
+	handle         uint64 // in the Store
+	skippedFor     int64  // the scheduled time whose skip was last recorded
+	stateInherited bool   // Install took Since and LastRun from the cron it replaced
 }
 
 func (c *Cron) def() config.CronDef {

@@ -129,8 +129,8 @@ func TestCronRefusals(t *testing.T) {
 	assert.Len(t, tm.Crons(), 1)
 }
 
-// Ensure crons travel in snapshots with their marks, and a sync from iungo,
-// which does not manage crons, keeps them.
+// Ensure crons travel in snapshots with their marks, and a configuration
+// without marks keeps the node's.
 func TestCronSnapshotAndSync(t *testing.T) {
 	tm := cronModule(t, "@every 10s", at("2026-03-01 10:00:05"))
 	tm.Tick(tm.ctx, at("2026-03-01 10:00:10"))
@@ -143,18 +143,18 @@ func TestCronSnapshotAndSync(t *testing.T) {
 	require.NoError(t, other.Replace(got, "rdb"))
 	assert.Equal(t, tm.Config().Crons, other.Config().Crons)
 
+	// A configuration that carries no state (iungo's, a manifest's) keeps
+	// the node's for the same schedule, and the store saves it.
+	before := tm.Config().Crons
 	next := tm.Config()
-	next.Crons = nil
+	next.Crons[0].Since, next.Crons[0].LastRun = 0, 0
 	next.Triggers = append(next.Triggers, config.TriggerDef{Pattern: "x", Events: "set", Script: "s", Enabled: true})
-	p, err := tm.Prepare(next, nil)
-	require.NoError(t, err)
-	p.keepCrons = true
-	tm.Install(p, "iungo")
-	assert.Len(t, tm.Crons(), 1)
-	replicated, err := config.Decode(p.body.Finish(tm.header()))
-	require.NoError(t, err)
-	assert.Equal(t, tm.Config().Crons, replicated.Crons, "replicas get the crons kept")
+	require.NoError(t, tm.Replace(next, "iungo"))
+	assert.Equal(t, before, tm.Config().Crons)
 	fromStore, err := config.Decode(tm.store.snapshot())
 	require.NoError(t, err)
-	assert.Equal(t, tm.Config().Crons, fromStore.Crons, "the RDB gets them too")
+	assert.Equal(t, before, fromStore.Crons, "the RDB gets it too")
+	next.Crons[0].Schedule = "@every 20s"
+	require.NoError(t, tm.Replace(next, "iungo"))
+	assert.Zero(t, tm.Crons()[0].Since, "a new schedule starts over")
 }

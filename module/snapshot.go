@@ -52,13 +52,10 @@ type Prepared struct {
 	scriptHandles map[string]uint64
 	triggers      map[string]*Trigger
 	crons         map[string]*Cron
-	// keepCrons installs it with the crons in force rather than its own:
-	// iungo does not manage crons yet, so a sync keeps the node's.
-	keepCrons bool
-	index     *router.Index[*Trigger]
-	listen    listenCounts
-	image     uint64       // in the Store
-	body      config.Frame // the snapshot without its header, for replication
+	index         *router.Index[*Trigger]
+	listen        listenCounts
+	image         uint64       // in the Store
+	body          config.Frame // the snapshot without its header, for replication
 	// The configuration's digests, unpaused and paused: computed here, off
 	// the main thread, since the paused flag is only known at Install.
 	digests   [2]string
@@ -182,21 +179,17 @@ func (m *Module) Install(p *Prepared, source string) {
 			t.RunStats = old.RunStats
 		}
 	}
-	if p.keepCrons {
-		p.crons = m.crons
-		for _, c := range p.crons {
-			if _, ok := p.scripts[c.Script]; !ok {
-				// The new configuration dropped the script: the cron
-				// waits, disabled, for one of that name to come back.
-				c.Enabled = false
-				m.logf(LogWarning, "iungo: cron %q disabled: its script %q is gone", c.Name, c.Script)
-			}
+	for name, c := range p.crons {
+		old, ok := m.crons[name]
+		if !ok {
+			continue
 		}
-	} else {
-		for name, c := range p.crons {
-			if old, ok := m.crons[name]; ok {
-				c.RunStats = old.RunStats
-			}
+		c.RunStats = old.RunStats
+		// What carries no state (iungo, a manifest) keeps this node's
+		// for the same schedule and state: no time runs twice.
+		if c.Since == 0 && c.LastRun == 0 && old.Schedule.String() == c.Schedule.String() && old.Enabled == c.Enabled {
+			c.Since, c.LastRun = old.Since, old.LastRun
+			c.stateInherited = true
 		}
 	}
 	m.scripts, m.scriptHandles = p.scripts, p.scriptHandles
@@ -210,13 +203,11 @@ func (m *Module) Install(p *Prepared, source string) {
 	m.windowCheck = true
 	m.source = source
 	m.store.Swap(p.image)
-	if p.keepCrons {
-		var records [][]byte
-		for _, c := range m.sortedCrons() {
-			c.handle = m.store.Put(0, c.record())
-			records = append(records, c.record())
+	for _, c := range m.crons {
+		if c.stateInherited {
+			c.stateInherited = false
+			c.handle = m.store.Put(c.handle, c.record())
 		}
-		p.body = p.body.With(records)
 	}
 	m.storeHeader()
 	m.refreshFilter()

@@ -425,7 +425,6 @@ func (s *syncer) syncOnce() (version uint64, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("iungo's configuration of version %d is refused: %w", next.Origin.Version, err)
 	}
-	p.keepCrons = true
 	held, local, err := s.install(p, cur, rebind)
 	if err != nil {
 		p.Discard(s.m)

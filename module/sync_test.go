@@ -449,32 +449,34 @@ func TestLocalChangesRefusedWhenFollowing(t *testing.T) {
 	assert.Len(t, tm.Config().Scripts, 1)
 }
 
-// Ensure a node that follows iungo may run iungo's scripts on a schedule
-// (iungo does not manage crons yet): CRON commands work in dev mode, a sync
-// keeps the crons and replicates them, and production mode refuses them.
-func TestCronsWhenFollowing(t *testing.T) {
+// Ensure crons come from iungo like the rest: a node that follows iungo
+// refuses local CRON changes, applies iungo's crons, and keeps when they
+// last ran across versions.
+func TestCronsFromIungo(t *testing.T) {
 	f := newFakeIungo(t)
-	f.set(func(f *fakeIungo) { f.snapshot = example(3) })
+	f.set(func(f *fakeIungo) {
+		f.snapshot = example(3)
+		f.snapshot.Crons = []iungo.Cron{{Name: "nightly", Schedule: "@daily", Script: "count", Enabled: true}}
+	})
 	tm, srv := syncModule(t, f)
 	require.NoError(t, syncNow(t, tm, srv).err)
 	srv.mu.Lock()
-	assert.Equal(t, "+OK", tm.ctx.do("CRON", "SET", "nightly", "@daily", "count"))
-	assert.Contains(t, tm.ctx.do("CRON", "SET", "own", "@daily", "mine"), "unknown script")
+	assert.Contains(t, tm.ctx.do("CRON", "SET", "own", "@daily", "count"), `this node follows iungo namespace "shop"`)
+	require.Len(t, tm.Crons(), 1)
+	require.NoError(t, tm.MarkCron("nightly", 5000, true))
 	srv.mu.Unlock()
 	f.set(func(f *fakeIungo) {
-		f.snapshot = example(4)
-		f.snapshot.Triggers = f.snapshot.Triggers[:1]
+		f.snapshot.Version = 4
+		f.snapshot.Crons = append(f.snapshot.Crons, iungo.Cron{Name: "tick", Schedule: "@every 10s", Script: "count"})
 	})
 	require.NoError(t, syncNow(t, tm, srv).err)
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	require.Len(t, tm.Crons(), 1, "the sync kept the cron")
-	restores := srv.ctx.restores()
-	sent, err := config.Decode(restores[len(restores)-1])
-	require.NoError(t, err)
-	assert.Equal(t, tm.Config().Crons, sent.Crons, "replicas get it with the sync")
-	require.NoError(t, tm.ApplyArgs([]string{"mode", "production"}))
-	assert.Contains(t, tm.ctx.do("CRON", "UNSET", "nightly"), "iungo.mode is production")
+	crons := tm.Config().Crons
+	require.Len(t, crons, 2)
+	assert.Equal(t, int64(5000), crons[0].LastRun, "the new version keeps when nightly last ran")
+	assert.False(t, crons[1].Enabled)
+	assert.Equal(t, f.snapshot.Digest, tm.ConfigDigest(), "the node holds iungo's digest, crons included")
 }
 
 // Ensure IUNGO SYNC says what is missing.

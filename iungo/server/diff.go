@@ -20,14 +20,17 @@ type Diff struct {
 	Events   *EventsDiff   `json:"events,omitempty"`
 	Scripts  []ScriptDiff  `json:"scripts,omitempty"`
 	Triggers []TriggerDiff `json:"triggers,omitempty"`
+	Crons    []CronDiff    `json:"crons,omitempty"`
 }
 
 // Empty reports whether the two configurations are the same.
-func (d Diff) Empty() bool { return d.Events == nil && len(d.Scripts) == 0 && len(d.Triggers) == 0 }
+func (d Diff) Empty() bool {
+	return d.Events == nil && len(d.Scripts) == 0 && len(d.Triggers) == 0 && len(d.Crons) == 0
+}
 
 // Count is the number of things that change.
 func (d Diff) Count() int {
-	n := len(d.Scripts) + len(d.Triggers)
+	n := len(d.Scripts) + len(d.Triggers) + len(d.Crons)
 	if d.Events != nil {
 		n++
 	}
@@ -60,6 +63,13 @@ type TriggerDiff struct {
 	Change string         `json:"change"`
 	Old    *iungo.Trigger `json:"old,omitempty"`
 	New    *iungo.Trigger `json:"new,omitempty"`
+}
+
+// CronDiff is a cron added, removed or changed.
+type CronDiff struct {
+	Change string      `json:"change"`
+	Old    *iungo.Cron `json:"old,omitempty"`
+	New    *iungo.Cron `json:"new,omitempty"`
 }
 
 func diffContent(old, new Content) Diff {
@@ -107,7 +117,29 @@ func diffContent(old, new Content) Diff {
 			}
 		}
 	}
+	for _, o := range old.Crons {
+		if new.cron(o.Name) < 0 {
+			d.Crons = append(d.Crons, CronDiff{Change: changeRemoved, Old: &o})
+		}
+	}
+	for _, n := range new.Crons {
+		switch i := old.cron(n.Name); {
+		case i < 0:
+			d.Crons = append(d.Crons, CronDiff{Change: changeAdded, New: &n})
+		case old.Crons[i] != n:
+			o := old.Crons[i]
+			d.Crons = append(d.Crons, CronDiff{Change: changeChanged, Old: &o, New: &n})
+		}
+	}
+	slices.SortStableFunc(d.Crons, func(a, b CronDiff) int { return strings.Compare(a.name(), b.name()) })
 	return d
+}
+
+func (c CronDiff) name() string {
+	if c.New != nil {
+		return c.New.Name
+	}
+	return c.Old.Name
 }
 
 func nonNil(s []string) []string {

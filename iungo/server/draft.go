@@ -18,12 +18,17 @@ import (
 // draft holds and what each published version recorded.
 type Content struct {
 	Events   []string        `json:"events"`
-	Scripts  []iungo.Script  `json:"scripts"`  // by name
-	Triggers []iungo.Trigger `json:"triggers"` // in registration order
+	Scripts  []iungo.Script  `json:"scripts"`         // by name
+	Triggers []iungo.Trigger `json:"triggers"`        // in registration order
+	Crons    []iungo.Cron    `json:"crons,omitempty"` // by name
 }
 
 func contentOf(sn iungo.Snapshot) Content {
-	return Content{Events: sn.Events, Scripts: sn.Scripts, Triggers: sn.Triggers}
+	return Content{Events: sn.Events, Scripts: sn.Scripts, Triggers: sn.Triggers, Crons: sn.Crons}
+}
+
+func (c Content) cron(name string) int {
+	return slices.IndexFunc(c.Crons, func(cr iungo.Cron) bool { return cr.Name == name })
 }
 
 func (c Content) script(name string) int {
@@ -36,7 +41,7 @@ func (c Content) trigger(pattern, events string) int {
 
 // clone copies c's slices: edits never reach the value they started from.
 func (c Content) clone() Content {
-	return Content{Events: slices.Clone(c.Events), Scripts: slices.Clone(c.Scripts), Triggers: slices.Clone(c.Triggers)}
+	return Content{Events: slices.Clone(c.Events), Scripts: slices.Clone(c.Scripts), Triggers: slices.Clone(c.Triggers), Crons: slices.Clone(c.Crons)}
 }
 
 // Draft is what the edits of a namespace prepare: nodes never see it until
@@ -141,8 +146,13 @@ func (s *Store) DeleteScript(ns, name string) error {
 				users++
 			}
 		}
+		for _, cr := range c.Crons {
+			if cr.Script == name {
+				users++
+			}
+		}
 		if users > 0 {
-			return fmt.Errorf("%w: script %q is used by %d trigger(s); remove them or point them at another script first", ErrConflict, name, users)
+			return fmt.Errorf("%w: script %q is used by %d trigger(s) or cron(s); remove them or point them at another script first", ErrConflict, name, users)
 		}
 		i := c.script(name)
 		if i < 0 {
@@ -173,6 +183,37 @@ func (s *Store) SetTrigger(ns string, t iungo.Trigger) error {
 			return nil
 		}
 		c.Triggers = append(c.Triggers, t)
+		return nil
+	})
+}
+
+// SetCron adds a cron to the draft or replaces the one of the same name.
+func (s *Store) SetCron(ns string, cr iungo.Cron) error {
+	if _, err := config.CheckCron(cr.Name, cr.Schedule); err != nil {
+		return fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+	}
+	return s.editDraft(ns, func(c *Content) error {
+		if c.script(cr.Script) < 0 {
+			return fmt.Errorf("%w: unknown script %q", errBadRequest, cr.Script)
+		}
+		if i := c.cron(cr.Name); i >= 0 {
+			c.Crons[i] = cr
+			return nil
+		}
+		c.Crons = append(c.Crons, cr)
+		slices.SortFunc(c.Crons, func(a, b iungo.Cron) int { return cmp.Compare(a.Name, b.Name) })
+		return nil
+	})
+}
+
+// DeleteCron removes a cron from the draft.
+func (s *Store) DeleteCron(ns, name string) error {
+	return s.editDraft(ns, func(c *Content) error {
+		i := c.cron(name)
+		if i < 0 {
+			return fmt.Errorf("%w: no cron %q", ErrNotFound, name)
+		}
+		c.Crons = slices.Delete(c.Crons, i, i+1)
 		return nil
 	})
 }
@@ -333,6 +374,20 @@ func becomes(tx *sql.Tx, ns string, target Content) (Diff, []change, error) {
 			VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM triggers WHERE ns = ?), ?, ?, ?, ?, ?)
 			ON CONFLICT (ns, pattern, events) DO UPDATE SET script = excluded.script, enabled = excluded.enabled, window_ms = excluded.window_ms`,
 			ns, ns, t.Pattern, t.Events, t.Script, t.Enabled, t.WindowMs); err != nil {
+			return diff, nil, err
+		}
+	}
+	for _, cd := range diff.Crons {
+		if cd.Change == changeRemoved {
+			if err := do(change{"cron_unset", payload(cd.Old.Name)}, `DELETE FROM crons WHERE ns = ? AND name = ?`, ns, cd.Old.Name); err != nil {
+				return diff, nil, err
+			}
+			continue
+		}
+		cr := *cd.New
+		if err := do(change{"cron_set", payload(cr)}, `INSERT INTO crons (ns, name, schedule, script, enabled) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (ns, name) DO UPDATE SET schedule = excluded.schedule, script = excluded.script, enabled = excluded.enabled`,
+			ns, cr.Name, cr.Schedule, cr.Script, cr.Enabled); err != nil {
 			return diff, nil, err
 		}
 	}

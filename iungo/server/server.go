@@ -106,6 +106,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE "+admin+"/{ns}/scripts/{name}", s.admin(s.handleDeleteScript))
 	mux.HandleFunc("PUT "+admin+"/{ns}/triggers", s.admin(s.handlePutTrigger))
 	mux.HandleFunc("DELETE "+admin+"/{ns}/triggers", s.admin(s.handleDeleteTrigger))
+	mux.HandleFunc("PUT "+admin+"/{ns}/crons", s.admin(s.handlePutCron))
+	mux.HandleFunc("DELETE "+admin+"/{ns}/crons", s.admin(s.handleDeleteCron))
 	mux.HandleFunc("PUT "+admin+"/{ns}/events", s.admin(s.handlePutEvents))
 	mux.HandleFunc("GET "+admin+"/{ns}/draft", s.admin(s.handleGetDraft))
 	mux.HandleFunc("DELETE "+admin+"/{ns}/draft", s.admin(s.handleDiscardDraft))
@@ -569,6 +571,27 @@ func (s *Server) handleDeleteTrigger(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.editReply(w, r, s.Store.DeleteTrigger(r.PathValue("ns"), k.Pattern, k.Events))
+}
+
+// handlePutCron is PUT /admin/v1/namespaces/{ns}/crons
+// {"name", "schedule", "script", "enabled"}.
+func (s *Server) handlePutCron(w http.ResponseWriter, r *http.Request) {
+	var cr iungo.Cron
+	if err := readJSON(r, &cr); err != nil {
+		apiError(w, err)
+		return
+	}
+	s.editReply(w, r, s.Store.SetCron(r.PathValue("ns"), cr))
+}
+
+// handleDeleteCron is DELETE /admin/v1/namespaces/{ns}/crons {"name"}.
+func (s *Server) handleDeleteCron(w http.ResponseWriter, r *http.Request) {
+	var in struct{ Name string }
+	if err := readJSON(r, &in); err != nil {
+		apiError(w, err)
+		return
+	}
+	s.editReply(w, r, s.Store.DeleteCron(r.PathValue("ns"), in.Name))
 }
 
 // handlePutEvents is PUT /admin/v1/namespaces/{ns}/events {"events": [...]}.

@@ -116,6 +116,8 @@ CREATE TABLE IF NOT EXISTS scripts (
 CREATE TABLE IF NOT EXISTS triggers (
 	ns TEXT NOT NULL, seq INTEGER NOT NULL, pattern TEXT NOT NULL, events TEXT NOT NULL,
 	script TEXT NOT NULL, enabled INTEGER NOT NULL, PRIMARY KEY (ns, pattern, events));
+CREATE TABLE IF NOT EXISTS crons (ns TEXT NOT NULL, name TEXT NOT NULL, schedule TEXT NOT NULL,
+	script TEXT NOT NULL, enabled INTEGER NOT NULL, PRIMARY KEY (ns, name));
 CREATE TABLE IF NOT EXISTS changes (
 	ns TEXT NOT NULL, version INTEGER NOT NULL, op TEXT NOT NULL, payload TEXT NOT NULL,
 	PRIMARY KEY (ns, version, op, payload));
@@ -356,6 +358,22 @@ func snapshotContent(q querier, name string) (iungo.Snapshot, error) {
 		}
 		sn.Triggers = append(sn.Triggers, t)
 	}
+	if err := rows.Err(); err != nil {
+		return sn, err
+	}
+	rows.Close()
+	rows, err = q.Query(`SELECT name, schedule, script, enabled FROM crons WHERE ns = ? ORDER BY name`, name)
+	if err != nil {
+		return sn, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var cr iungo.Cron
+		if err := rows.Scan(&cr.Name, &cr.Schedule, &cr.Script, &cr.Enabled); err != nil {
+			return sn, err
+		}
+		sn.Crons = append(sn.Crons, cr)
+	}
 	return sn, rows.Err()
 }
 
@@ -478,6 +496,8 @@ func (s *Store) Changes(name string, since uint64) (any, error) {
 	defer rows.Close()
 	scripts := map[string]*iungo.Script{} // nil: unset
 	var scriptOrder []string
+	crons := map[string]*iungo.Cron{}
+	var cronOrder []string
 	type tk = iungo.TriggerKey
 	triggers := map[tk]*iungo.Trigger{}
 	var triggerOrder []tk
@@ -512,6 +532,14 @@ func (s *Store) Changes(name string, since uint64) (any, error) {
 			var k tk
 			err = json.Unmarshal([]byte(p), &k)
 			latest(&triggerOrder, triggers, k, nil)
+		case "cron_set":
+			var cr iungo.Cron
+			err = json.Unmarshal([]byte(p), &cr)
+			latest(&cronOrder, crons, cr.Name, &cr)
+		case "cron_unset":
+			var n string
+			err = json.Unmarshal([]byte(p), &n)
+			latest(&cronOrder, crons, n, nil)
 		case "events":
 			var events []string
 			err = json.Unmarshal([]byte(p), &events)
@@ -533,6 +561,13 @@ func (s *Store) Changes(name string, since uint64) (any, error) {
 			d.Triggers.Set = append(d.Triggers.Set, *t)
 		} else {
 			d.Triggers.Unset = append(d.Triggers.Unset, k)
+		}
+	}
+	for _, n := range cronOrder {
+		if cr := crons[n]; cr != nil {
+			d.Crons.Set = append(d.Crons.Set, *cr)
+		} else {
+			d.Crons.Unset = append(d.Crons.Unset, n)
 		}
 	}
 	return d, rows.Err()
@@ -702,7 +737,7 @@ func (s *Store) DeleteNamespace(name string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("%w: namespace %q does not exist", ErrNotFound, name)
 	}
-	for _, table := range []string{"versions", "drafts", "scripts", "triggers", "changes", "nodes"} {
+	for _, table := range []string{"versions", "drafts", "scripts", "triggers", "crons", "changes", "nodes"} {
 		if _, err := tx.Exec(`DELETE FROM `+table+` WHERE ns = ?`, name); err != nil {
 			return err
 		}
@@ -796,9 +831,6 @@ func (s *Store) ImportManifest(ns, path string) error {
 	if err != nil {
 		return err
 	}
-	if len(mf.Crons) > 0 {
-		return fmt.Errorf("manifest %s has crons (%s, ...), which iungo does not manage yet: keep them in the node's own manifest (loadmodule ... config <path>)", path, mf.Crons[0].Name)
-	}
 	for _, sc := range mf.Scripts {
 		if err := s.SetScript(ns, sc.Name, sc.Source); err != nil {
 			return err
@@ -806,6 +838,11 @@ func (s *Store) ImportManifest(ns, path string) error {
 	}
 	for _, t := range mf.Triggers {
 		if err := s.SetTrigger(ns, iungo.Trigger{Pattern: t.Pattern, Events: t.Events, Script: t.Script, Enabled: t.Enabled, WindowMs: t.Window}); err != nil {
+			return err
+		}
+	}
+	for _, cr := range mf.Crons {
+		if err := s.SetCron(ns, iungo.Cron{Name: cr.Name, Schedule: cr.Schedule, Script: cr.Script, Enabled: cr.Enabled}); err != nil {
 			return err
 		}
 	}

@@ -54,7 +54,7 @@ func foldChanges(t *testing.T, seed uint64) int {
 		// One to three edits of the draft, then a publish.
 		for edits := 1 + r.IntN(3); edits > 0; edits-- {
 			var err error
-			switch r.IntN(6) {
+			switch r.IntN(8) {
 			case 0, 1:
 				err = s.SetScript("shop", scripts[r.IntN(3)], fmt.Sprintf("return %d", step))
 			case 2:
@@ -65,6 +65,10 @@ func foldChanges(t *testing.T, seed uint64) int {
 				err = s.DeleteTrigger("shop", patterns[r.IntN(4)], events[r.IntN(4)])
 			case 5:
 				err = s.SetEvents("shop", classes[r.IntN(len(classes))])
+			case 6:
+				err = s.SetCron("shop", iungo.Cron{Name: scripts[r.IntN(3)], Schedule: []string{"@daily", "@every 10s"}[r.IntN(2)], Script: scripts[r.IntN(3)], Enabled: r.IntN(2) == 0})
+			case 7:
+				err = s.DeleteCron("shop", scripts[r.IntN(3)])
 			}
 			if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) && !errors.Is(err, errBadRequest) {
 				require.NoError(t, err)
@@ -141,18 +145,21 @@ func TestStoreValidation(t *testing.T) {
 	require.ErrorIs(t, err, errBadRequest)
 }
 
-// Ensure a manifest with crons is refused whole rather than imported
-// without them: iungo does not manage crons yet.
-func TestImportManifestRefusesCrons(t *testing.T) {
+// Ensure a manifest's crons and windows are imported with the rest.
+func TestImportManifestCrons(t *testing.T) {
 	s := mustOpenStore(t)
 	_, err := s.CreateNamespace("shop", "node-token-0123456789abcdef")
 	require.NoError(t, err)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.lua"), []byte("return 1"), 0o600))
 	path := filepath.Join(dir, "iungo.manifest")
-	require.NoError(t, os.WriteFile(path, []byte("script a a.lua\ntrigger k:* set a\ncron daily @daily a\n"), 0o600))
-	require.ErrorContains(t, s.ImportManifest("shop", path), "crons (daily, ...), which iungo does not manage yet")
+	require.NoError(t, os.WriteFile(path, []byte("script a a.lua\ntrigger k:* incrby a window 60000\ncron daily @daily a disabled\n"), 0o600))
+	require.NoError(t, s.ImportManifest("shop", path))
 	snap, err := s.Snapshot("shop")
 	require.NoError(t, err)
-	assert.Empty(t, snap.Scripts, "nothing imported")
+	assert.Equal(t, []iungo.Cron{{Name: "daily", Schedule: "@daily", Script: "a"}}, snap.Crons)
+	assert.Equal(t, int64(60000), snap.Triggers[0].WindowMs)
+	require.ErrorIs(t, s.DeleteScript("shop", "a"), ErrConflict)
+	require.ErrorContains(t, s.SetCron("shop", iungo.Cron{Name: "x", Schedule: "61 * * * *", Script: "a"}), `minute "61"`)
+	require.ErrorContains(t, s.SetCron("shop", iungo.Cron{Name: "x", Schedule: "@daily", Script: "nope"}), `unknown script "nope"`)
 }

@@ -44,6 +44,7 @@ type page struct {
 	InStep     bool
 	Pushed     []PushResult
 	RouteForm  iungo.Trigger // what the route form shows: kept when refused
+	CronForm   iungo.Cron    // the same for the cron form
 
 	New          bool
 	Name, Source string
@@ -100,6 +101,8 @@ func (s *Server) routeUI(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/ns/{ns}/routes", s.ui(s.handleUISaveRoute))
 	mux.HandleFunc("POST /ui/ns/{ns}/routes/toggle", s.ui(s.handleUISaveRoute))
 	mux.HandleFunc("POST /ui/ns/{ns}/routes/delete", s.ui(s.handleUIDeleteRoute))
+	mux.HandleFunc("POST /ui/ns/{ns}/crons", s.ui(s.handleUISaveCron))
+	mux.HandleFunc("POST /ui/ns/{ns}/crons/delete", s.ui(s.handleUIDeleteCron))
 	mux.HandleFunc("POST /ui/ns/{ns}/events", s.ui(s.handleUIEvents))
 	mux.HandleFunc("GET /ui/ns/{ns}/nodes/{id}", s.ui(s.handleUINode))
 	mux.HandleFunc("POST /ui/ns/{ns}/delete", s.ui(s.handleUIDeleteNamespace))
@@ -205,10 +208,13 @@ func (s *Server) namespacePage(ns string) (page, error) {
 	if err != nil {
 		return page{}, err
 	}
-	p := page{Title: ns, Namespace: ns, Draft: d, RouteForm: iungo.Trigger{Enabled: true}}
+	p := page{Title: ns, Namespace: ns, Draft: d, RouteForm: iungo.Trigger{Enabled: true}, CronForm: iungo.Cron{Enabled: true}}
 	routes := map[string]int{}
 	for _, t := range d.Content.Triggers {
 		routes[t.Script]++
+	}
+	for _, cr := range d.Content.Crons {
+		routes[cr.Script]++
 	}
 	for _, sc := range d.Content.Scripts {
 		p.Scripts = append(p.Scripts, scriptRow{Name: sc.Name, Bytes: len(sc.Source), Routes: routes[sc.Name]})
@@ -376,13 +382,7 @@ func (s *Server) handleUISaveRoute(w http.ResponseWriter, r *http.Request) {
 		err = s.Store.SetTrigger(ns, t)
 	}
 	if err != nil {
-		p, perr := s.namespacePage(ns)
-		if perr != nil {
-			s.uiNotFound(w, r, perr)
-			return
-		}
-		p.RouteForm, p.Err = t, "Route not saved: "+errText(err)
-		s.render(w, r, "namespace", p)
+		s.refusedForm(w, r, ns, func(p *page) { p.RouteForm, p.Err = t, "Route not saved: "+errText(err) })
 		return
 	}
 	s.back(w, r, ns, nil, "Route "+t.Pattern+" "+t.Events+" → "+t.Script+" saved in the draft.")
@@ -392,6 +392,37 @@ func (s *Server) handleUIDeleteRoute(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
 	err := s.Store.DeleteTrigger(ns, r.FormValue("pattern"), r.FormValue("events"))
 	s.back(w, r, ns, err, "Route deleted from the draft.")
+}
+
+// handleUISaveCron saves a cron in the draft; a refused cron comes back in
+// the form as typed, with the reason.
+func (s *Server) handleUISaveCron(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	cr := iungo.Cron{Name: strings.TrimSpace(r.FormValue("name")), Schedule: strings.TrimSpace(r.FormValue("schedule")),
+		Script: r.FormValue("script"), Enabled: r.FormValue("enabled") == "1"}
+	if err := s.Store.SetCron(ns, cr); err != nil {
+		s.refusedForm(w, r, ns, func(p *page) { p.CronForm, p.Err = cr, "Cron not saved: "+errText(err) })
+		return
+	}
+	s.back(w, r, ns, nil, "Cron "+cr.Name+" ("+cr.Schedule+" → "+cr.Script+") saved in the draft.")
+}
+
+// refusedForm shows the namespace page again with a refused form as typed
+// and the reason, which keep sets.
+func (s *Server) refusedForm(w http.ResponseWriter, r *http.Request, ns string, keep func(*page)) {
+	p, err := s.namespacePage(ns)
+	if err != nil {
+		s.uiNotFound(w, r, err)
+		return
+	}
+	keep(&p)
+	s.render(w, r, "namespace", p)
+}
+
+func (s *Server) handleUIDeleteCron(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("ns")
+	err := s.Store.DeleteCron(ns, r.FormValue("name"))
+	s.back(w, r, ns, err, "Cron deleted from the draft.")
 }
 
 func (s *Server) handleUIEvents(w http.ResponseWriter, r *http.Request) {
