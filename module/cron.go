@@ -30,9 +30,12 @@ type Cron struct {
 	Since, LastRun int64
 	RunStats       // what its runs did on this node
 
-	handle         uint64 // in the Store
-	skippedFor     int64  // the scheduled time whose skip was last recorded
-	stateInherited bool   // Install took Since and LastRun from the cron it replaced
+	handle     uint64 // in the Store
+	skippedFor int64  // the scheduled time whose skip was last recorded
+	// firstDue is the schedule's first time after nextFor, which is Since
+	// when it was computed: ticks compare, and search only once due.
+	firstDue time.Time
+	nextFor  int64
 }
 
 func (c *Cron) def() config.CronDef {
@@ -45,6 +48,12 @@ func (c *Cron) record() []byte { return config.CronRecord(c.def()) }
 // the schedule after Since and not after now.
 func (c *Cron) due(now time.Time) (time.Time, bool) {
 	if !c.Enabled || c.Since <= 0 {
+		return time.Time{}, false
+	}
+	if c.nextFor != c.Since {
+		c.firstDue, c.nextFor = c.Schedule.Next(time.UnixMilli(c.Since)), c.Since
+	}
+	if c.firstDue.IsZero() || c.firstDue.After(now) {
 		return time.Time{}, false
 	}
 	t := c.Schedule.Latest(time.UnixMilli(c.Since), now)

@@ -209,12 +209,11 @@ func (m *Module) RunJob(ctx Ctx, id uint64) {
 	}
 	// Window triggers gather first, as the module's own user.
 	scripts := 0
-	now := time.Now()
 	for _, t := range j.triggers {
 		switch t = m.current(t); {
 		case t == nil || !t.Enabled || m.paused:
 		case t.Window > 0:
-			m.gather(ctx, t, j.event, j.key, now)
+			m.gather(ctx, t, j.event, j.key)
 		default:
 			scripts++
 		}

@@ -121,6 +121,7 @@ type Trigger struct {
 	RunStats
 
 	windowSkipped string // the window key whose OOM wait was last recorded
+	winID         string // windowID, once computed
 	seq           uint64 // registration order
 	removed       bool
 	handle        uint64 // in the Store

@@ -179,19 +179,7 @@ func (m *Module) Install(p *Prepared, source string) {
 			t.RunStats = old.RunStats
 		}
 	}
-	for name, c := range p.crons {
-		old, ok := m.crons[name]
-		if !ok {
-			continue
-		}
-		c.RunStats = old.RunStats
-		// What carries no state (iungo, a manifest) keeps this node's
-		// for the same schedule and state: no time runs twice.
-		if c.Since == 0 && c.LastRun == 0 && old.Schedule.String() == c.Schedule.String() && old.Enabled == c.Enabled {
-			c.Since, c.LastRun = old.Since, old.LastRun
-			c.stateInherited = true
-		}
-	}
+	oldCrons := m.crons
 	m.scripts, m.scriptHandles = p.scripts, p.scriptHandles
 	m.triggers, m.index = p.triggers, p.index
 	m.crons = p.crons
@@ -203,9 +191,16 @@ func (m *Module) Install(p *Prepared, source string) {
 	m.windowCheck = true
 	m.source = source
 	m.store.Swap(p.image)
-	for _, c := range m.crons {
-		if c.stateInherited {
-			c.stateInherited = false
+	for name, c := range m.crons {
+		old, ok := oldCrons[name]
+		if !ok {
+			continue
+		}
+		c.RunStats = old.RunStats
+		// What carries no state (iungo, a manifest) keeps this node's
+		// for the same schedule and state: no time runs twice.
+		if c.Since == 0 && c.LastRun == 0 && old.Schedule.String() == c.Schedule.String() && old.Enabled == c.Enabled {
+			c.Since, c.LastRun = old.Since, old.LastRun
 			c.handle = m.store.Put(c.handle, c.record())
 		}
 	}

@@ -34,10 +34,14 @@ const (
 )
 
 // windowID names a trigger in its window keys: a digest of its identity,
-// so that a pattern of any bytes makes a short key.
+// so that a pattern of any bytes makes a short key. A trigger's identity
+// never changes: it is computed once.
 func windowID(t *Trigger) string {
-	sum := sha256.Sum256([]byte(t.ID()))
-	return hex.EncodeToString(sum[:8])
+	if t.winID == "" {
+		sum := sha256.Sum256([]byte(t.ID()))
+		t.winID = hex.EncodeToString(sum[:8])
+	}
+	return t.winID
 }
 
 // windowKey is the key gathering the events of window n (of length ms) of
@@ -75,12 +79,12 @@ func (m *Module) checkWindow(ms int64) error {
 	return nil
 }
 
-// gather counts an event on key for the window trigger t, at now. It runs
-// as the module's own user: the window key is the module's, whatever the
+// gather counts an event on key for the window trigger t, now. It runs as
+// the module's own user: the window key is the module's, whatever the
 // script user may touch.
-func (m *Module) gather(ctx Ctx, t *Trigger, event, key string, now time.Time) {
+func (m *Module) gather(ctx Ctx, t *Trigger, event, key string) {
 	ms := t.Window.Milliseconds()
-	wk := windowKey(windowID(t), ms, now.UnixMilli()/ms)
+	wk := windowKey(windowID(t), ms, time.Now().UnixMilli()/ms)
 	r := ctx.Call([]string{"HINCRBY", wk, key, "1"})
 	if r.Kind == scripting.ReplyError {
 		m.recordError(t, event, key, "not gathered: "+r.Str)

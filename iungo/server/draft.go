@@ -121,10 +121,15 @@ func (s *Store) DiscardDraft(ns string) error {
 	return err
 }
 
+// badInput is err, a refusal of package config, as a bad request.
+func badInput(err error) error {
+	return fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+}
+
 // SetScript adds or replaces a script in the draft; it must compile.
 func (s *Store) SetScript(ns, name, source string) error {
 	if err := config.CheckScript(name, source); err != nil {
-		return fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+		return badInput(err)
 	}
 	return s.editDraft(ns, func(c *Content) error {
 		if i := c.script(name); i >= 0 {
@@ -171,7 +176,7 @@ func (s *Store) SetTrigger(ns string, t iungo.Trigger) error {
 		err = config.CheckWindow(t.WindowMs)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+		return badInput(err)
 	}
 	t.Events = events
 	return s.editDraft(ns, func(c *Content) error {
@@ -190,7 +195,7 @@ func (s *Store) SetTrigger(ns string, t iungo.Trigger) error {
 // SetCron adds a cron to the draft or replaces the one of the same name.
 func (s *Store) SetCron(ns string, cr iungo.Cron) error {
 	if _, err := config.CheckCron(cr.Name, cr.Schedule); err != nil {
-		return fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+		return badInput(err)
 	}
 	return s.editDraft(ns, func(c *Content) error {
 		if c.script(cr.Script) < 0 {
@@ -222,7 +227,7 @@ func (s *Store) DeleteCron(ns, name string) error {
 func (s *Store) DeleteTrigger(ns, pattern, events string) error {
 	norm, err := config.CheckTrigger(pattern, events)
 	if err != nil {
-		return fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+		return badInput(err)
 	}
 	return s.editDraft(ns, func(c *Content) error {
 		i := c.trigger(pattern, norm)
@@ -240,7 +245,7 @@ func (s *Store) SetEvents(ns string, classes []string) error {
 	if len(classes) > 0 {
 		mask, err := config.ParseClasses(classes)
 		if err != nil {
-			return fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+			return badInput(err)
 		}
 		names = config.ClassNames(mask)
 	}

@@ -202,7 +202,7 @@ func (s *Server) Try(ctx context.Context, name string, req TryRequest) (TryResul
 		return TryResult{}, fmt.Errorf("%w: a key to run the script for is needed", errBadRequest)
 	}
 	if err := config.CheckScript(cmp.Or(req.Script, "draft"), req.Source); err != nil {
-		return TryResult{}, fmt.Errorf("%w: %s", errBadRequest, strings.TrimPrefix(err.Error(), "ERR "))
+		return TryResult{}, badInput(err)
 	}
 	nodes, err := s.Store.Nodes(name)
 	if err != nil {
